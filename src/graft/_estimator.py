@@ -1,0 +1,419 @@
+"""The estimator shared by every modality: strategies, phases, run directory, bundle, metrics.
+
+A modality (images, text, ...) subclasses :class:`TransferClassifier` and supplies how to build its backbone,
+read inputs, embed them with the frozen backbone, batch them for training and score them. Everything else
+(the training phases, checkpoints, bundle, evaluation) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from ._utils import resolve_device, tune_allocator
+from .backbones.base import Backbone
+from .errors import ConfigError, DataError, GraftError
+from .strategies.base import Strategy, resolve_strategy
+from .tasks.classification import ClassificationHead, TransferModel, classification_loss
+from .training import LoopResult, TrainConfig, run_loop
+
+__all__ = ["TransferClassifier", "FitData"]
+
+#: head fitting on cached embeddings: a cheap convex-ish problem, run to convergence
+_HEAD_EPOCHS = 60
+_HEAD_LR = 3e-3
+
+
+class FitData:
+    """Inputs read for one split: ``items`` (modality-specific), encoded labels ``y`` and content hashes."""
+
+    def __init__(self, items: Any, y: np.ndarray | None, hashes: Sequence[str], sources: Sequence[str]) -> None:
+        self.items, self.y, self.hashes, self.sources = items, y, list(hashes), list(sources)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+class TransferClassifier(ClassifierMixin, BaseEstimator):
+    """Base class of Graft's classifiers (scikit-learn conventions: fit returns self, get/set_params)."""
+
+    task: ClassVar[str] = ""
+    modality: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ modality hooks (subclasses)
+    def _build_backbone(self, pretrained: bool = True) -> Backbone:
+        raise NotImplementedError
+
+    def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        """Return raw ``(X_train, y_train, X_val, y_val)``; ``X_val`` None when no validation split was given."""
+        raise NotImplementedError
+
+    def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        """Read inputs; return data (``y`` unset) and the raw labels (or None)."""
+        raise NotImplementedError
+
+    def _embed(self, data: FitData) -> np.ndarray:
+        """Frozen-backbone embeddings ``(N, feature_dim)`` (cached)."""
+        raise NotImplementedError
+
+    def _train_dataset(self, data: FitData) -> Dataset:
+        """Dataset of ``(input tensor, label)`` for image/text epochs (with augmentation)."""
+        raise NotImplementedError
+
+    def _logits(self, data: FitData) -> np.ndarray:
+        """Logits ``(N, C)`` of the fitted model."""
+        raise NotImplementedError
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------------ shared machinery
+    def _strategy(self) -> Strategy:
+        return resolve_strategy(self.strategy)
+
+    def _config(self, strategy: Strategy, *, features: bool) -> TrainConfig:
+        epochs = self.epochs if self.epochs is not None else strategy.default_epochs
+        lr = self.lr if self.lr is not None else strategy.default_lr
+        if features and not strategy.features_only:  # head warm-up before fine-tuning
+            epochs, lr = _HEAD_EPOCHS, _HEAD_LR
+        return TrainConfig(
+            epochs=int(epochs),
+            lr=float(lr),
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            grad_accum=self.grad_accum,
+            precision=self.precision,
+            schedule=self.schedule,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            channels_last=self.modality == "image" and not features,
+            verbose=self.verbose,
+        )
+
+    def _encode(self, labels: Sequence[Any], *, where: str) -> np.ndarray:
+        index = {self._label_key(c): i for i, c in enumerate(self.classes_)}
+        unknown = sorted({str(v) for v in labels if self._label_key(v) not in index})
+        if unknown:
+            raise DataError(
+                f"{where} has labels the model was not trained on: {', '.join(unknown[:10])}. "
+                f"Known labels: {', '.join(map(str, self.classes_[:20]))}."
+            )
+        return np.asarray([index[self._label_key(v)] for v in labels], dtype=np.int64)
+
+    @staticmethod
+    def _label_key(v: Any) -> str:
+        return str(v.item() if isinstance(v, np.generic) else v)
+
+    def _prepare_run_dir(self, resume: bool) -> Path | None:
+        if self.output_dir is None:
+            return None
+        run = Path(self.output_dir)
+        if run.exists() and any(run.iterdir()) and not resume:
+            if not self.overwrite:
+                raise ConfigError(
+                    f"Run directory '{run}' already exists. Pass resume=True (CLI: --resume) to continue it, "
+                    "overwrite=True (--overwrite) to replace it, or choose another output directory."
+                )
+            shutil.rmtree(run)
+        if resume and not (run / "checkpoints").exists():
+            raise ConfigError(f"Nothing to resume in '{run}': it has no checkpoints/. Start the run without resume.")
+        run.mkdir(parents=True, exist_ok=True)
+        return run
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        val: Any = None,
+        resume: bool = False,
+        callbacks: Sequence[Callable[[str, int, dict[str, Any]], None]] = (),
+    ) -> TransferClassifier:
+        """Adapt the pretrained backbone to the labelled data.
+
+        Args:
+            X: training inputs (folder, CSV, list of paths/objects, array; see the subclass).
+            y: labels when ``X`` does not carry them.
+            val: validation inputs (same forms as ``X``; a ``(X, y)`` tuple for arrays and lists). Without it, a
+                folder's ``val/`` split is used, else a seeded stratified ``val_fraction`` of ``X``.
+            resume: continue the run in ``output_dir`` from its last checkpoint.
+            callbacks: called as ``callback(phase, epoch, logs)`` after each epoch.
+
+        Returns:
+            self
+        """
+        tune_allocator()
+        t0 = time.perf_counter()
+        strategy = self._strategy()
+        self.backbone_ = self._build_backbone(pretrained=self.pretrained)
+        # Data before the run directory: a bad file must fail before anything is written.
+        Xtr, ytr, Xva, yva = self._read_fit_data(X, y, val)
+        train, train_labels = self._read(Xtr, ytr, what="training data")
+        if train_labels is None:
+            raise DataError("fit needs labels: give a labelled folder/CSV, or pass y.")
+        val_data, val_labels = self._read(Xva, yva, what="validation data") if Xva is not None else (None, None)
+        from .data.images import check_labels, stratified_split
+
+        check_labels(
+            [self._label_key(v) for v in train_labels],
+            None if val_labels is None else [self._label_key(v) for v in val_labels],
+        )
+        self.classes_ = np.asarray(sorted(set(train_labels), key=lambda v: (str(type(v)), v)))
+        train.y = self._encode(train_labels, where="training data")
+        if val_data is None and self.val_fraction and self.val_fraction > 0:
+            tr_idx, va_idx = stratified_split([self._label_key(v) for v in train_labels], self.val_fraction, self.seed)
+            train, val_data = self._subset(train, tr_idx), self._subset(train, va_idx)
+        elif val_data is not None:
+            val_data.y = self._encode(val_labels, where="validation data")  # type: ignore[arg-type]
+        run_dir = self._prepare_run_dir(resume)
+        torch.manual_seed(self.seed)
+        head = ClassificationHead(
+            self.backbone_.feature_dim, len(self.classes_), dropout=float(getattr(strategy, "dropout", 0.0))
+        )
+        self.model_ = TransferModel(self.backbone_.module, head)
+        self.strategy_ = strategy
+        self.history_: list[dict[str, Any]] = []
+        self.n_train_, self.n_val_ = len(train), (len(val_data) if val_data is not None else 0)
+
+        def hook(phase: str) -> Callable[[int, dict[str, Any]], None]:
+            def call(epoch: int, logs: dict[str, Any]) -> None:
+                for cb in callbacks:
+                    cb(phase, epoch, logs)
+
+            return call
+
+        results: dict[str, LoopResult] = {}
+        if strategy.features_only or strategy.head_warmup:
+            t_embed = time.perf_counter()
+            f_train = torch.from_numpy(self._embed(train))
+            f_val = torch.from_numpy(self._embed(val_data)) if val_data is not None else None
+            self.embed_seconds_ = time.perf_counter() - t_embed
+            results["head"] = self._fit_head(
+                head,
+                strategy,
+                f_train,
+                train.y,
+                f_val,
+                None if val_data is None else val_data.y,
+                run_dir,
+                resume,
+                hook("head"),
+            )
+        if not strategy.features_only:
+            results["fine-tune"] = self._fit_backbone(strategy, train, val_data, run_dir, resume, hook("fine-tune"))
+        for phase, res in results.items():
+            self.history_ += [{"phase": phase, **h} for h in res.history]
+        last = list(results.values())[-1]
+        self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.val_metrics_ = self._score_split(val_data) if val_data is not None else None
+        if run_dir is not None:
+            self._write_run(run_dir)
+        return self
+
+    def _subset(self, data: FitData, idx: Sequence[int]) -> FitData:
+        items = data.items.subset(idx) if hasattr(data.items, "subset") else [data.items[i] for i in idx]
+        return FitData(
+            items,
+            None if data.y is None else data.y[list(idx)],
+            [data.hashes[i] for i in idx],
+            [data.sources[i] for i in idx],
+        )
+
+    def _fit_head(
+        self,
+        head: ClassificationHead,
+        strategy: Strategy,
+        f_train: torch.Tensor,
+        y_train: np.ndarray,
+        f_val: torch.Tensor | None,
+        y_val: np.ndarray | None,
+        run_dir: Path | None,
+        resume: bool,
+        on_epoch_end: Callable[[int, dict[str, Any]], None],
+    ) -> LoopResult:
+        config = self._config(strategy, features=True)
+        config.device = "cpu"  # a linear head on cached features: moving it to an accelerator costs more
+        yt = torch.from_numpy(y_train)
+        evaluate = None
+        if f_val is not None and y_val is not None:
+            fv, yv = f_val, torch.from_numpy(y_val)
+
+            def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
+                logits = model(fv.to(device)).float()
+                return {
+                    "val_loss": float(classification_loss(logits, yv.to(device))),
+                    "val_accuracy": float((logits.argmax(1).cpu() == yv).float().mean()),
+                }
+
+        smoothing = strategy.label_smoothing
+        return run_loop(
+            head,
+            train_set=TensorDataset(f_train, yt),
+            param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
+            loss_fn=lambda m, b: {"loss": classification_loss(m(b[0]), b[1], smoothing)},
+            config=config,
+            evaluate=evaluate,
+            run_dir=run_dir,
+            phase="head",
+            resume=resume,
+            on_epoch_end=on_epoch_end,
+        )
+
+    def _fit_backbone(
+        self,
+        strategy: Strategy,
+        train: FitData,
+        val_data: FitData | None,
+        run_dir: Path | None,
+        resume: bool,
+        on_epoch_end: Callable[[int, dict[str, Any]], None],
+    ) -> LoopResult:
+        config = self._config(strategy, features=False)
+        model, backbone = self.model_, self.backbone_
+        groups = backbone.layer_groups()
+        head_params = list(model.head.parameters())
+
+        def set_trainable(epoch: int) -> None:
+            k = strategy.trainable_at(epoch, len(groups))
+            for i, params in enumerate(groups):
+                for p in params:
+                    p.requires_grad_(i >= len(groups) - k)
+
+        def train_mode(m: nn.Module) -> None:
+            m.train()
+            for mod in m.modules():  # BatchNorm of frozen layers keeps its ImageNet statistics
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in mod.parameters(recurse=False)
+                ):
+                    mod.eval()
+
+        set_trainable(0)
+        evaluate = self._loop_evaluator(val_data) if val_data is not None else None
+        return run_loop(
+            model,
+            train_set=self._train_dataset(train),
+            param_groups=strategy.param_groups(groups, head_params, config.lr),
+            loss_fn=strategy.loss,
+            config=config,
+            evaluate=evaluate,
+            on_epoch_start=set_trainable,
+            train_mode=train_mode,
+            run_dir=run_dir,
+            phase="fine-tune",
+            resume=resume,
+            on_epoch_end=on_epoch_end,
+        )
+
+    def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call fit(...) or graft.load(...).")
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(N, C)``, columns in ``classes_`` order."""
+        self._check_fitted()
+        data, _ = self._read(X, None, what="input")
+        return _softmax(self._logits(data))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (same type as the training labels)."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def _score_split(self, data: FitData) -> dict[str, Any]:
+        from .evaluation.metrics import classification_metrics
+
+        proba = _softmax(self._logits(data))
+        return classification_metrics(data.y, proba, [str(c) for c in self.classes_])  # type: ignore[arg-type]
+
+    def evaluate(self, X: Any, y: Any = None) -> dict[str, Any]:
+        """Metrics on labelled data: accuracy, balanced_accuracy, macro_f1, per-class scores, top-k, confusion.
+
+        Args:
+            X: labelled inputs (a folder with a ``test/`` or ``val/`` split uses that split).
+            y: labels when ``X`` does not carry them.
+        """
+        self._check_fitted()
+        data, labels = self._read(X, y, what="evaluation data")
+        if labels is None:
+            raise DataError("evaluate needs labels: give a labelled folder/CSV, or pass y.")
+        data.y = self._encode(labels, where="evaluation data")
+        return self._score_split(data)
+
+    # ------------------------------------------------------------------ persistence
+    def _write_run(self, run_dir: Path) -> None:
+        from .bundle import save_bundle
+        from .evaluation.plots import plot_confusion_matrix, plot_history
+
+        save_bundle(self, run_dir)
+        if self.val_metrics_ is not None:
+            plot_confusion_matrix(
+                self.val_metrics_["confusion_matrix"],
+                [str(c) for c in self.classes_],
+                run_dir / "confusion_matrix.png",
+                title="validation",
+            )
+        if self.history_:
+            plot_history(self.history_, run_dir / "history.png")
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model bundle (``graft.json`` + ``model.safetensors``) to ``path``."""
+        from ._utils import atomic_directory
+        from .bundle import save_bundle
+
+        self._check_fitted()
+        path = Path(path)
+        if self.output_dir is not None and path.resolve() == Path(self.output_dir).resolve():
+            save_bundle(self, path)
+            return path
+        if path.exists() and not overwrite:
+            raise ConfigError(f"'{path}' already exists. Pass overwrite=True or choose another path.")
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            save_bundle(self, tmp)
+        return path
+
+    def training_summary(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "n_train": self.n_train_,
+            "n_val": self.n_val_,
+            "best_epoch": self.best_epoch_,
+            "best": self.best_metrics_,
+            "fit_seconds": round(self.fit_seconds_, 2),
+            "embed_seconds": round(getattr(self, "embed_seconds_", 0.0), 2),
+            "val": None
+            if self.val_metrics_ is None
+            else {k: self.val_metrics_[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        }
+
+    def _device(self) -> torch.device:
+        return torch.device(resolve_device(self.device))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, default=str)
+
+
+__all__ += ["GraftError"]

@@ -1,0 +1,34 @@
+"""Exceptions users see.
+
+Every user mistake raises a :class:`GraftError` subclass whose message says what is wrong, where
+(file, row, parameter) and what to do next. The CLI prints the message without a traceback and exits 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "did_you_mean"]
+
+
+class GraftError(Exception):
+    """Base class of every error Graft raises for a user mistake."""
+
+
+class DataError(GraftError):
+    """The data given to ``fit``/``evaluate``/``predict`` cannot be used as it is."""
+
+
+class ConfigError(GraftError, ValueError):
+    """A parameter, model name or strategy name is invalid."""
+
+
+class BundleError(GraftError):
+    """A saved bundle is missing, incomplete, tampered with or of an unknown format."""
+
+
+def did_you_mean(value: str, options: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

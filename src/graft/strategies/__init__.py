@@ -1,0 +1,17 @@
+"""How pretrained weights are reused: one module per strategy, one registry."""
+
+from __future__ import annotations
+
+from .base import Strategy, get_strategy, list_strategies, register_strategy, resolve_strategy
+from .feature_extraction import FeatureExtraction
+from .finetune import FineTune
+
+__all__ = [
+    "FeatureExtraction",
+    "FineTune",
+    "Strategy",
+    "get_strategy",
+    "list_strategies",
+    "register_strategy",
+    "resolve_strategy",
+]

@@ -1,0 +1,327 @@
+"""Image classification by transfer learning: :class:`ImageClassifier`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from ._cache import EmbeddingCache, model_key, weights_fingerprint
+from ._estimator import FitData, TransferClassifier
+from .backbones import Backbone, Preprocessing, create_backbone
+from .errors import DataError
+from .strategies.base import Strategy
+from .tasks.classification import classification_loss
+
+__all__ = ["ImageClassifier"]
+
+_AUGMENT = ("default", "strong", "none")
+
+
+def _is_path_like(x: Any) -> bool:
+    return isinstance(x, (str, Path))
+
+
+def center_crop_batch(images: list[np.ndarray], pre: Preprocessing, flip: bool = False) -> torch.Tensor:
+    """Centre-crop pre-resized uint8 images and normalise: ``(N, 3, S, S)`` float32, channels-last memory.
+
+    The images already have their shortest side at ``pre.resize_size`` (resized once when read), so this equals
+    timm's eval transform (resize shortest side, centre crop, normalise) without resizing again.
+    """
+    s = pre.input_size
+    crops = []
+    for a in images:
+        h, w = a.shape[:2]
+        top, left = max(0, int(round((h - s) / 2.0))), max(0, int(round((w - s) / 2.0)))
+        crop = a[top : top + s, left : left + s]
+        if crop.shape[0] != s or crop.shape[1] != s:  # images smaller than the crop (only with odd preprocessing)
+            crop = np.asarray(Image.fromarray(crop).resize((s, s), Image.BICUBIC))
+        crops.append(crop[:, ::-1] if flip else crop)
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(crops))).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std).view(1, 3, 1, 1)
+    return x.sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+
+
+class _AugmentedImages(Dataset):
+    """Training items: a timm training transform applied to the cached, pre-resized images."""
+
+    def __init__(self, images: list[np.ndarray], y: np.ndarray, transform: Callable[[Image.Image], torch.Tensor]):
+        self.images, self.y, self.transform = images, torch.from_numpy(y), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(Image.fromarray(self.images[i])), self.y[i]
+
+
+class _CroppedImages(Dataset):
+    def __init__(self, images: list[np.ndarray], y: np.ndarray, pre: Preprocessing):
+        self.images, self.y, self.pre = images, torch.from_numpy(y), pre
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return center_crop_batch([self.images[i]], self.pre)[0], self.y[i]
+
+
+class ImageClassifier(TransferClassifier):
+    """Adapt a pretrained image model to a new classification task.
+
+    Args:
+        backbone: registered name (offline default ``efficientnet_lite0``), any timm model name, or
+            ``hf-hub:...``. See ``graft models``.
+        strategy: ``"fine-tune"``, ``"feature-extraction"``, or a :class:`graft.strategies.Strategy`.
+        epochs: training epochs (default: the strategy's).
+        lr: base learning rate (default: the strategy's).
+        batch_size: images per step.
+        weight_decay: AdamW weight decay.
+        grad_accum: gradient-accumulation steps.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for training.
+        schedule: ``cosine``, ``one-cycle`` or ``constant``.
+        patience: early-stopping patience in epochs (``None``: train all epochs, keep the best).
+        val_fraction: share of the training data held out for validation when no validation set is given.
+        augment: ``default`` (random resized crop, flip, colour jitter), ``strong`` (+ RandAugment) or ``none``.
+        seed: random seed (data order, augmentation, initialisation).
+        device: ``auto``, ``cpu``, ``cuda``, ...
+        pretrained: load pretrained weights (``False`` is for tests and training from scratch).
+        weights: local checkpoint for the backbone (safetensors or weights-only PyTorch file).
+        cache: keep frozen-backbone embeddings on disk (``$GRAFT_CACHE_DIR``, default ``~/.cache/graft``).
+        skip_invalid: leave out unreadable images (and report them) instead of failing.
+        output_dir: run directory for checkpoints, ``metrics.jsonl``, plots and the final bundle.
+        overwrite: replace an existing ``output_dir``.
+        verbose: progress bars and per-epoch lines.
+        backbone_kwargs: extra keyword arguments for ``timm.create_model``.
+
+    Example:
+        >>> clf = graft.ImageClassifier("efficientnet_lite0", strategy="feature-extraction")  # doctest: +SKIP
+        >>> clf.fit("data/ants_bees").evaluate("data/ants_bees/val")["accuracy"]  # doctest: +SKIP
+    """
+
+    task: ClassVar[str] = "image-classification"
+    modality: ClassVar[str] = "image"
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        strategy: str | Strategy = "fine-tune",
+        *,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int = 32,
+        weight_decay: float = 0.05,
+        grad_accum: int = 1,
+        precision: str = "auto",
+        schedule: str = "cosine",
+        patience: int | None = None,
+        val_fraction: float = 0.2,
+        augment: str = "default",
+        seed: int = 0,
+        device: str = "auto",
+        pretrained: bool = True,
+        weights: str | None = None,
+        cache: bool = True,
+        skip_invalid: bool = False,
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        verbose: bool = False,
+        backbone_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.grad_accum = grad_accum
+        self.precision = precision
+        self.schedule = schedule
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.augment = augment
+        self.seed = seed
+        self.device = device
+        self.pretrained = pretrained
+        self.weights = weights
+        self.cache = cache
+        self.skip_invalid = skip_invalid
+        self.output_dir = output_dir
+        self.overwrite = overwrite
+        self.verbose = verbose
+        self.backbone_kwargs = backbone_kwargs
+
+    # ------------------------------------------------------------------ hooks
+    def _build_backbone(self, pretrained: bool = True) -> Backbone:
+        if self.augment not in _AUGMENT:
+            from .errors import ConfigError
+
+            raise ConfigError(f"augment must be one of {', '.join(_AUGMENT)}; got '{self.augment}'.")
+        return create_backbone(
+            self.backbone, modality="image", pretrained=pretrained, weights=self.weights, **(self.backbone_kwargs or {})
+        )
+
+    def _preprocessing(self) -> Preprocessing:
+        pre = self.backbone_.preprocessing
+        if pre is None:
+            raise DataError(f"backbone '{self.backbone}' has no image preprocessing; is it an image model?")
+        return pre
+
+    def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        from .data.images import find_splits
+
+        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        if _is_path_like(X) and y is None:
+            splits = find_splits(X)
+            X, y = splits["train"]
+            if Xva is None and "val" in splits:
+                Xva, yva = splits["val"]
+        return X, y, Xva, yva
+
+    def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        from .data.images import find_splits, load_images
+
+        if _is_path_like(X) and y is None and Path(X).is_dir():
+            splits = find_splits(X)
+            if what == "input":  # predict: every image under the folder, labels ignored
+                X = [p for split in splits.values() for p in split[0]]
+            else:
+                order = {"training data": ("train",), "validation data": ("val", "train")}.get(
+                    what, ("test", "val", "train")
+                )
+                X, y = splits[next((k for k in order if k in splits), "train")]
+        elif _is_path_like(X) and y is None and Path(X).suffix.lower() in (".csv", ".tsv"):
+            splits = find_splits(X)
+            X, y = splits.get("test", splits["train"]) if what != "training data" else splits["train"]
+            if what == "input":
+                y = None
+        elif _is_path_like(X) or isinstance(X, Image.Image):
+            X = [X]
+        imgs = load_images(X, y, short_side=self._preprocessing().resize_size, skip_invalid=self.skip_invalid)
+        labels: list[Any] | None = imgs.labels
+        if y is not None and labels is not None:  # keep the caller's label type (ints stay ints)
+            original = {self._label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
+            labels = [original.get(v, v) for v in labels]
+        if imgs.skipped:
+            import warnings
+
+            warnings.warn(
+                f"{what}: left out {len(imgs.skipped)} unreadable image(s) "
+                f"(first: {imgs.skipped[0][0]}: {imgs.skipped[0][1]})",
+                stacklevel=3,
+            )
+        self.skipped_ = getattr(self, "skipped_", []) + list(imgs.skipped)
+        if len(imgs) == 0:
+            raise DataError(f"{what} holds no readable images.")
+        return FitData(imgs, None, imgs.hashes, imgs.sources), labels
+
+    def _embed(self, data: FitData) -> np.ndarray:
+        tta = bool(getattr(self.strategy_, "tta", False))
+        module, pre = self.backbone_.module, self._preprocessing()
+        key = model_key(
+            spec=self.backbone_.spec,
+            weights=weights_fingerprint(module),
+            pre=pre.to_dict(),
+            tta=tta,
+            path="fp32-eval-centercrop-v1",
+        )
+        cache = EmbeddingCache(key, enabled=self.cache)
+        found = cache.get_many(data.hashes)
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            images = [data.items.images[i] for i in todo]
+            fresh = self._forward_batches(module, images, tta=tta, what="embedding")
+            cache.put_many([data.hashes[i] for i in todo], fresh)
+            for j, i in enumerate(todo):
+                found[i] = fresh[j]
+        return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
+
+    @torch.inference_mode()
+    def _forward_batches(
+        self,
+        module: nn.Module,
+        images: list[np.ndarray],
+        *,
+        tta: bool = False,
+        what: str = "predicting",
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        device = self._device()
+        pre = self._preprocessing()
+        was_training = module.training
+        module.eval().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        out = []
+        t0 = time.perf_counter()
+        from .training import _progress
+
+        progress = _progress(self.verbose and len(images) > batch_size)
+        task = progress.add_task(what, total=len(images), loss="") if progress else None
+        try:
+            if progress:
+                progress.start()
+            for start in range(0, len(images), batch_size):
+                chunk = images[start : start + batch_size]
+                y = module(center_crop_batch(chunk, pre).to(device)).float()
+                if tta:
+                    y = (y + module(center_crop_batch(chunk, pre, flip=True).to(device)).float()) / 2
+                out.append(y.cpu().numpy())
+                if progress and task is not None:
+                    progress.update(task, advance=len(chunk))
+        finally:
+            if progress:
+                progress.stop()
+        module.train(was_training)
+        self.last_forward_rate_ = len(images) / max(time.perf_counter() - t0, 1e-9)
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def _transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        from timm.data import create_transform
+
+        pre = self._preprocessing()
+        if self.augment == "none":
+            return lambda im: center_crop_batch([np.asarray(im)], pre)[0]
+        return create_transform(
+            input_size=pre.input_size,
+            is_training=True,
+            scale=(0.35, 1.0),
+            hflip=0.5,
+            color_jitter=0.2,
+            interpolation=pre.interpolation,
+            mean=pre.mean,
+            std=pre.std,
+            auto_augment="rand-m7-mstd0.5" if self.augment == "strong" else None,
+        )
+
+    def _train_dataset(self, data: FitData) -> Dataset:
+        return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
+
+    def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
+        images, y = data.items.images, torch.from_numpy(data.y)  # type: ignore[arg-type]
+        pre = self._preprocessing()
+
+        def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
+            logits = []
+            with autocast():
+                for s in range(0, len(images), 64):
+                    logits.append(model(center_crop_batch(images[s : s + 64], pre).to(device)).float().cpu())
+            z = torch.cat(logits)
+            return {
+                "val_loss": float(classification_loss(z, y)),
+                "val_accuracy": float((z.argmax(1) == y).float().mean()),
+            }
+
+        return evaluate
+
+    def _logits(self, data: FitData) -> np.ndarray:
+        return self._forward_batches(self.model_, data.items.images)
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {"preprocessing": self._preprocessing().to_dict()}
