@@ -99,6 +99,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             device=self.device,
             channels_last=self.modality == "image" and not features,
             verbose=self.verbose,
+            log_epochs=not features,
         )
 
     def _encode(self, labels: Sequence[Any], *, where: str) -> np.ndarray:
@@ -293,9 +294,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         def train_mode(m: nn.Module) -> None:
             m.train()
-            for mod in m.modules():  # BatchNorm of frozen layers keeps its ImageNet statistics
-                if isinstance(mod, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in mod.parameters(recurse=False)
+            freeze_all = bool(getattr(strategy, "freeze_bn", False))
+            for mod in m.modules():  # BatchNorm of frozen layers keeps its pretrained statistics
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm) and (
+                    freeze_all or not any(p.requires_grad for p in mod.parameters(recurse=False))
                 ):
                     mod.eval()
 

@@ -57,6 +57,7 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         channels_last: NHWC memory format for convnets (faster on CPU and tensor cores).
         verbose: progress bar and one line per epoch.
+        log_epochs: with ``verbose``, print a line per epoch (else one summary line for the phase).
     """
 
     epochs: int
@@ -74,6 +75,7 @@ class TrainConfig:
     device: str = "auto"
     channels_last: bool = False
     verbose: bool = True
+    log_epochs: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -344,7 +346,7 @@ def run_loop(
                     },
                 )
                 _write_metrics(run_dir, phase, result.history)
-            if config.verbose:
+            if config.verbose and config.log_epochs:
                 _print_epoch(phase, logs, improved)
             if on_epoch_end:
                 on_epoch_end(epoch, logs)
@@ -357,6 +359,8 @@ def run_loop(
     if best_state is not None:
         unwrapped.load_state_dict(best_state)
     result.seconds = time.perf_counter() - t_start
+    if config.verbose and not config.log_epochs and result.history:
+        _print_epoch(f"{phase} ({len(result.history)} epochs, {result.seconds:.1f}s) best", result.best, False)
     accelerator.free_memory()
     return result
 

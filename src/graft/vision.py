@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +102,8 @@ class ImageClassifier(TransferClassifier):
         overwrite: replace an existing ``output_dir``.
         verbose: progress bars and per-epoch lines.
         backbone_kwargs: extra keyword arguments for ``timm.create_model``.
+        image_size: input resolution instead of the backbone's pretraining one (e.g. 96 for speed on tiny
+            images); the resize-then-crop ratio is kept.
 
     Example:
         >>> clf = graft.ImageClassifier("efficientnet_lite0", strategy="feature-extraction")  # doctest: +SKIP
@@ -135,6 +138,7 @@ class ImageClassifier(TransferClassifier):
         overwrite: bool = False,
         verbose: bool = False,
         backbone_kwargs: dict[str, Any] | None = None,
+        image_size: int | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -158,6 +162,7 @@ class ImageClassifier(TransferClassifier):
         self.overwrite = overwrite
         self.verbose = verbose
         self.backbone_kwargs = backbone_kwargs
+        self.image_size = image_size
 
     # ------------------------------------------------------------------ hooks
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
@@ -165,9 +170,12 @@ class ImageClassifier(TransferClassifier):
             from .errors import ConfigError
 
             raise ConfigError(f"augment must be one of {', '.join(_AUGMENT)}; got '{self.augment}'.")
-        return create_backbone(
+        backbone = create_backbone(
             self.backbone, modality="image", pretrained=pretrained, weights=self.weights, **(self.backbone_kwargs or {})
         )
+        if self.image_size is not None and backbone.preprocessing is not None:
+            backbone.preprocessing = dataclasses.replace(backbone.preprocessing, input_size=int(self.image_size))
+        return backbone
 
     def _preprocessing(self) -> Preprocessing:
         pre = self.backbone_.preprocessing

@@ -40,6 +40,8 @@ class FineTune(Strategy):
         lr_decay: per-group learning-rate multiplier from the top (1.0 = one LR for all).
         label_smoothing: cross-entropy label smoothing.
         dropout: dropout before the head.
+        freeze_bn: keep every BatchNorm layer's running statistics fixed (recommended for small datasets,
+            where batch statistics are noisy).
 
     Example:
         >>> graft.ImageClassifier(strategy=FineTune(freeze_epochs=1, lr_decay=0.7))  # doctest: +SKIP
@@ -58,6 +60,7 @@ class FineTune(Strategy):
         lr_decay: float = 0.7,
         label_smoothing: float = 0.1,
         dropout: float = 0.1,
+        freeze_bn: bool = False,
     ) -> None:
         self.head_warmup = head_warmup
         self.freeze_epochs = freeze_epochs
@@ -65,6 +68,7 @@ class FineTune(Strategy):
         self.lr_decay = lr_decay
         self.label_smoothing = label_smoothing
         self.dropout = dropout
+        self.freeze_bn = freeze_bn
 
     def _validate(self) -> None:
         if not 0.0 < self.lr_decay <= 1.0:
