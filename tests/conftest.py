@@ -57,7 +57,9 @@ def graft_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # ------------------------------------------------------------------------------------------------------
 
 
-def color_image(cls: int, rng: np.random.Generator, size: tuple[int, int] = (40, 30), noise: float = 25.0) -> np.ndarray:
+def color_image(
+    cls: int, rng: np.random.Generator, size: tuple[int, int] = (40, 30), noise: float = 25.0
+) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 image: class colour plus noise. ``size`` is (width, height) as in PIL."""
     w, h = size
     base = np.asarray(CLASS_COLORS[cls], np.float32)
@@ -91,7 +93,9 @@ def color_arrays(n_per_class: int = 8, n_classes: int = 2, seed: int = 0) -> tup
     return X, y
 
 
-def gray_arrays(n_per_class: int = 8, n_classes: int = 2, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+def gray_arrays(
+    n_per_class: int = 8, n_classes: int = 2, seed: int = 0, size: int = 28
+) -> tuple[np.ndarray, np.ndarray]:
     """``X`` uint8 ``(N, size, size)`` grayscale (class c has brightness 40 + 170 c / (n-1)) and int ``y``."""
     rng = np.random.default_rng(seed)
     y = np.tile(np.arange(n_classes), n_per_class)

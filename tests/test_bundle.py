@@ -198,12 +198,6 @@ def test_loaded_model_keeps_training_record(bundle: Path, folder_model: tuple[An
     assert loaded.manifest_["training"]["n_train"] == clf.n_train_
 
 
-@pytest.mark.xfail(
-    reason="BUG: bundle.load sets history_ and val_metrics_ but not n_train_/n_val_/best_epoch_/best_metrics_/"
-    "fit_seconds_, so training_summary() of a loaded (fitted) model raises AttributeError",
-    raises=AttributeError,
-    strict=True,
-)
 def test_loaded_model_training_summary(bundle: Path, folder_model: tuple[Any, Path]) -> None:
     clf, _ = folder_model
     summary = graft.load(bundle).training_summary()

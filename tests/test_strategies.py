@@ -31,21 +31,6 @@ from graft.strategies import (
 )
 from graft.strategies.finetune import layerwise_groups
 
-# BUG-1 (see the report): ImageClassifier._forward_batches is decorated with @torch.inference_mode() and
-# calls module.to(memory_format=torch.channels_last) inside it, which replaces the backbone's 4-D conv
-# weights with inference tensors. Any fit that embeds with the backbone *before* training it (FineTune's
-# default head_warmup=True) then dies in set_trainable with "Setting requires_grad=True on inference tensor
-# outside InferenceMode is not allowed".
-BUG_INFERENCE_TENSORS = pytest.mark.xfail(
-    reason="BUG: vision.py _forward_batches converts the backbone to channels_last under torch.inference_mode, "
-    "so the head warm-up turns conv weights into inference tensors and fine-tuning cannot set requires_grad",
-    raises=RuntimeError,
-    strict=True,
-)
-
-#: registered strategies whose *default* instance currently hits BUG-1
-_DEFAULT_HITS_BUG_1 = {"fine-tune"}
-
 #: training settings per strategy that make the loss fall reliably on the colour data
 _SETTINGS: dict[str, dict[str, Any]] = {"feature-extraction": {"epochs": 15, "lr": 3e-2}}
 _DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 4, "lr": 1e-2}
@@ -54,9 +39,8 @@ _DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 4, "lr": 1e-2}
 def _contract_cases() -> list[Any]:
     cases = []
     for name in list_strategies():
-        marks = [BUG_INFERENCE_TENSORS] if name in _DEFAULT_HITS_BUG_1 else []
-        cases.append(pytest.param((name, {}), id=name, marks=marks))
-    # the same contract for fine-tuning without head warm-up, which does not reach BUG-1
+        cases.append(pytest.param((name, {}), id=name))
+    # the same contract for fine-tuning without head warm-up
     cases.append(pytest.param(("fine-tune", {"head_warmup": False}), id="fine-tune-no-warmup"))
     return cases
 
@@ -304,11 +288,6 @@ def test_finetune_invalid_settings_fail_fit(
         tiny(FineTune(head_warmup=False, **kwargs)).fit(*arrays)
 
 
-@pytest.mark.xfail(
-    reason="BUG: FineTune settings are validated only when _fit_backbone starts (trainable_at/param_groups), "
-    "after the head warm-up has trained and written checkpoints into output_dir",
-    strict=True,
-)
 def test_finetune_invalid_settings_fail_before_any_training(
     tiny: Any, arrays: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
@@ -405,7 +384,11 @@ def test_finetune_gradual_unfreezes_from_the_top(
     initial = load_file(str(backbone_weights))
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     clf = tiny(FineTune(gradual=True, head_warmup=False), weights=str(backbone_weights), epochs=2, lr=1e-2)
-    clf.fit(*arrays, callbacks=[lambda phase, epoch, logs: snapshots.__setitem__(epoch, _snapshot(clf.model_.backbone))])
+
+    def record(phase: str, epoch: int, logs: dict[str, Any]) -> None:
+        snapshots[epoch] = _snapshot(clf.model_.backbone)
+
+    clf.fit(*arrays, callbacks=[record])
     groups = _group_keys(clf.backbone_)
     n = len(groups)
     moved_after = {
@@ -416,8 +399,41 @@ def test_finetune_gradual_unfreezes_from_the_top(
     assert 0 not in moved_after[1], "the stem must stay frozen"
 
 
-@BUG_INFERENCE_TENSORS
 def test_default_finetune_with_head_warmup_fits(tiny: Any, arrays: tuple[np.ndarray, np.ndarray]) -> None:
     """The default strategy of ImageClassifier (and of `graft train`) must fit at all."""
     clf = tiny("fine-tune", epochs=1, cache=False).fit(*arrays)
     assert [h["phase"] for h in clf.history_][-1] == "fine-tune"
+
+
+def test_finetune_freeze_bn_keeps_batchnorm_statistics(
+    tiny: Any, arrays: tuple[np.ndarray, np.ndarray], backbone_weights: Path
+) -> None:
+    initial = load_file(str(backbone_weights))
+    clf = tiny(FineTune(head_warmup=False, freeze_bn=True), weights=str(backbone_weights), epochs=2, lr=1e-2)
+    clf.fit(*arrays)
+    final = clf.model_.backbone.state_dict()
+    stats = {k for k in initial if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    weights = {k for k in initial if k.endswith(".weight")}
+    assert _moved(final, initial, stats) == [], "freeze_bn must keep every BatchNorm's running statistics"
+    assert _moved(final, initial, weights), "the backbone's weights still train"
+
+
+def test_finetune_strong_augmentation_trains(
+    tiny: Any, arrays: tuple[np.ndarray, np.ndarray], backbone_weights: Path
+) -> None:
+    clf = tiny(FineTune(head_warmup=False), augment="strong", weights=str(backbone_weights), epochs=2, lr=1e-2)
+    clf.fit(*arrays)
+    assert len(clf.history_) == 2 and all(np.isfinite(h["train_loss"]) for h in clf.history_)
+    assert np.isfinite(clf.predict_proba(arrays[0])).all()
+
+
+def test_feature_extraction_tta_is_applied_when_predicting(tiny: Any, helpers: Any, backbone_weights: Path) -> None:
+    # Square 40x40 images resize to 34x34 and centre-crop to 32x32 with a 1-pixel margin on each side, so the
+    # crop of a mirrored image is the mirrored crop: with image+flip averaging, predictions are mirror-invariant.
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 6)
+    X = np.stack([helpers.color_image(int(c), rng, size=(40, 40), noise=60.0) for c in y])
+    clf = tiny(FeatureExtraction(tta=True), weights=str(backbone_weights), epochs=5, lr=3e-2).fit(X, y)
+    assert clf.backbone_.preprocessing.resize_size == 34
+    mirrored = np.ascontiguousarray(X[:, :, ::-1])
+    np.testing.assert_allclose(clf.predict_proba(mirrored), clf.predict_proba(X), rtol=0, atol=1e-5)

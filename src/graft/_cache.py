@@ -55,6 +55,9 @@ class EmbeddingCache:
     def _path(self, h: str) -> Path:
         return self.dir / h[:2] / f"{h}.npy"
 
+    def contains(self, h: str) -> bool:
+        return self.enabled and self._path(h).exists()
+
     def get_many(self, hashes: Sequence[str]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for h in hashes:

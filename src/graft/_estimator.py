@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from ._utils import resolve_device, tune_allocator
+from ._utils import resolve_device, torch_threads, tune_allocator
 from .backbones.base import Backbone
 from .errors import ConfigError, DataError, GraftError
 from .strategies.base import Strategy, resolve_strategy
@@ -157,13 +157,20 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tune_allocator()
         t0 = time.perf_counter()
         strategy = self._strategy()
+        strategy.validate()
+        torch.manual_seed(self.seed)  # random-init backbones (pretrained=False) depend on it too
         self.backbone_ = self._build_backbone(pretrained=self.pretrained)
         # Data before the run directory: a bad file must fail before anything is written.
         Xtr, ytr, Xva, yva = self._read_fit_data(X, y, val)
-        train, train_labels = self._read(Xtr, ytr, what="training data")
-        if train_labels is None:
-            raise DataError("fit needs labels: give a labelled folder/CSV, or pass y.")
-        val_data, val_labels = self._read(Xva, yva, what="validation data") if Xva is not None else (None, None)
+        # Feature extraction never needs the pixels of inputs whose embeddings are cached: skip decoding them.
+        self._skip_known = bool(strategy.features_only and self.cache)
+        try:
+            train, train_labels = self._read(Xtr, ytr, what="training data")
+            if train_labels is None:
+                raise DataError("fit needs labels: give a labelled folder/CSV, or pass y.")
+            val_data, val_labels = self._read(Xva, yva, what="validation data") if Xva is not None else (None, None)
+        finally:
+            self._skip_known = False
         from .data.images import check_labels, stratified_split
 
         check_labels(
@@ -195,6 +202,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return call
 
         results: dict[str, LoopResult] = {}
+        f_val = None
         if strategy.features_only or strategy.head_warmup:
             t_embed = time.perf_counter()
             f_train = torch.from_numpy(self._embed(train))
@@ -218,7 +226,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         last = list(results.values())[-1]
         self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
         self.fit_seconds_ = time.perf_counter() - t0
-        self.val_metrics_ = self._score_split(val_data) if val_data is not None else None
+        self.val_metrics_ = None
+        if val_data is not None:
+            self.val_metrics_ = self._score_split(val_data, features=f_val if strategy.features_only else None)
         if run_dir is not None:
             self._write_run(run_dir)
         return self
@@ -259,18 +269,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 }
 
         smoothing = strategy.label_smoothing
-        return run_loop(
-            head,
-            train_set=TensorDataset(f_train, yt),
-            param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
-            loss_fn=lambda m, b: {"loss": classification_loss(m(b[0]), b[1], smoothing)},
-            config=config,
-            evaluate=evaluate,
-            run_dir=run_dir,
-            phase="head",
-            resume=resume,
-            on_epoch_end=on_epoch_end,
-        )
+        with torch_threads(1):  # a linear layer on a few hundred vectors: thread hand-offs cost more than they save
+            return run_loop(
+                head,
+                train_set=TensorDataset(f_train, yt),
+                param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
+                loss_fn=lambda m, b: {"loss": classification_loss(m(b[0]), b[1], smoothing)},
+                config=config,
+                evaluate=evaluate,
+                run_dir=run_dir,
+                phase="head",
+                resume=resume,
+                on_epoch_end=on_epoch_end,
+            )
 
     def _fit_backbone(
         self,
@@ -338,10 +349,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Predicted labels (same type as the training labels)."""
         return self.classes_[self.predict_proba(X).argmax(1)]
 
-    def _score_split(self, data: FitData) -> dict[str, Any]:
+    def _score_split(self, data: FitData, features: torch.Tensor | None = None) -> dict[str, Any]:
+        """Metrics of ``data``; ``features`` (frozen-backbone embeddings of it) spare the backbone pass."""
         from .evaluation.metrics import classification_metrics
 
-        proba = _softmax(self._logits(data))
+        if features is not None:
+            head = self.model_.head.eval()
+            with torch.inference_mode():
+                logits = head(features).float().numpy()
+        else:
+            logits = self._logits(data)
+        proba = _softmax(logits)
         return classification_metrics(data.y, proba, [str(c) for c in self.classes_])  # type: ignore[arg-type]
 
     def evaluate(self, X: Any, y: Any = None) -> dict[str, Any]:

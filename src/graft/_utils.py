@@ -120,6 +120,19 @@ def cache_root() -> Path:
     return Path(base) / "graft"
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads (tiny ops are slower when split across threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 

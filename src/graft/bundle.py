@@ -163,6 +163,10 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     est.backbone_, est.model_, est.strategy_ = backbone, model, est.strategy
     est.classes_ = np.asarray(m["labels"])
     est.val_metrics_ = (m.get("metrics") or {}).get("val")
-    est.history_ = m["training"].get("history", [])
+    training = m.get("training") or {}
+    est.history_ = training.get("history", [])
+    est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
+    est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
+    est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
     est.manifest_ = m
     return est

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "did_you_mean"]
+__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "TrainingError", "did_you_mean"]
 
 
 class GraftError(Exception):
@@ -26,6 +26,10 @@ class ConfigError(GraftError, ValueError):
 
 class BundleError(GraftError):
     """A saved bundle is missing, incomplete, tampered with or of an unknown format."""
+
+
+class TrainingError(GraftError):
+    """Training diverged (non-finite loss) or cannot go on with the given settings."""
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ._utils import atomic_write_bytes, seed_everything, tune_allocator
-from .errors import ConfigError
+from .errors import ConfigError, TrainingError
 
 __all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator"]
 
@@ -284,14 +284,13 @@ def run_loop(
                     out = loss_fn(model, batch)
                     loss = out["loss"]
                     if not torch.isfinite(loss):
-                        raise FloatingPointError(
+                        raise TrainingError(
                             f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate "
                             f"(now {config.lr}) or use precision='fp32'."
                         )
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        if config.max_grad_norm:
-                            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                     optimizer.step()
                     if accelerator.sync_gradients:
                         scheduler.step()

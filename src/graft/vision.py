@@ -213,7 +213,10 @@ class ImageClassifier(TransferClassifier):
                 y = None
         elif _is_path_like(X) or isinstance(X, Image.Image):
             X = [X]
-        imgs = load_images(X, y, short_side=self._preprocessing().resize_size, skip_invalid=self.skip_invalid)
+        known = self._embedding_cache().contains if getattr(self, "_skip_known", False) else None
+        imgs = load_images(
+            X, y, short_side=self._preprocessing().resize_size, skip_invalid=self.skip_invalid, known=known
+        )
         labels: list[Any] | None = imgs.labels
         if y is not None and labels is not None:  # keep the caller's label type (ints stay ints)
             original = {self._label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
@@ -231,28 +234,42 @@ class ImageClassifier(TransferClassifier):
             raise DataError(f"{what} holds no readable images.")
         return FitData(imgs, None, imgs.hashes, imgs.sources), labels
 
+    def _embedding_cache(self) -> EmbeddingCache:
+        """The embedding store of the current backbone (weights, preprocessing, TTA), made once per backbone."""
+        tta = bool(getattr(self.strategy_ if hasattr(self, "strategy_") else self._strategy(), "tta", False))
+        ident = (id(self.backbone_), tta, self.cache)
+        if getattr(self, "_cache_ident", None) != ident:
+            key = model_key(
+                spec=self.backbone_.spec,
+                weights=weights_fingerprint(self.backbone_.module),
+                pre=self._preprocessing().to_dict(),
+                tta=tta,
+                path="fp32-eval-centercrop-v1",
+            )
+            self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
+        return self._cache_obj
+
     def _embed(self, data: FitData) -> np.ndarray:
+        from .data.images import load_images
+
         tta = bool(getattr(self.strategy_, "tta", False))
-        module, pre = self.backbone_.module, self._preprocessing()
-        key = model_key(
-            spec=self.backbone_.spec,
-            weights=weights_fingerprint(module),
-            pre=pre.to_dict(),
-            tta=tta,
-            path="fp32-eval-centercrop-v1",
-        )
-        cache = EmbeddingCache(key, enabled=self.cache)
+        cache = self._embedding_cache()
         found = cache.get_many(data.hashes)
         todo = [i for i, v in enumerate(found) if v is None]
         if todo:
-            images = [data.items.images[i] for i in todo]
-            fresh = self._forward_batches(module, images, tta=tta, what="embedding")
+            images = list(data.items.images)
+            missing = [i for i in todo if images[i] is None]  # skipped as cached, then gone from the cache
+            if missing:
+                redo = load_images([data.sources[i] for i in missing], short_side=self._preprocessing().resize_size)
+                for i, im in zip(missing, redo.images):
+                    images[i] = im
+            fresh = self._forward_batches(self.backbone_.module, [images[i] for i in todo], tta=tta, what="embedding")
             cache.put_many([data.hashes[i] for i in todo], fresh)
             for j, i in enumerate(todo):
                 found[i] = fresh[j]
         return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the module's tensors must stay usable for training afterwards
     def _forward_batches(
         self,
         module: nn.Module,
@@ -329,7 +346,8 @@ class ImageClassifier(TransferClassifier):
         return evaluate
 
     def _logits(self, data: FitData) -> np.ndarray:
-        return self._forward_batches(self.model_, data.items.images)
+        tta = bool(getattr(self.strategy_, "tta", False))  # the head learnt on flip-averaged embeddings
+        return self._forward_batches(self.model_, data.items.images, tta=tta)
 
     def _bundle_extra(self) -> dict[str, Any]:
         return {"preprocessing": self._preprocessing().to_dict()}

@@ -142,8 +142,7 @@ def test_find_splits_missing_path(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         find_splits(missing)
     assert str(err.value) == (
-        f"'{missing}' does not exist. Give a folder of class sub-folders (root/<class>/*.jpg) "
-        "or a CSV of path,label."
+        f"'{missing}' does not exist. Give a folder of class sub-folders (root/<class>/*.jpg) or a CSV of path,label."
     )
     assert isinstance(err.value, GraftError)
 
@@ -438,9 +437,7 @@ def test_all_bad_files_listed_in_one_error(tmp_path: Path) -> None:
     assert f"{bad['text']}: not an image" in msg
     assert f"{bad['missing']}: file does not exist" in msg
     assert str(bad["truncated"]) in msg
-    assert msg.endswith(
-        "Fix or remove these files, or pass skip_invalid=True (CLI: --skip-invalid) to leave them out."
-    )
+    assert msg.endswith("Fix or remove these files, or pass skip_invalid=True (CLI: --skip-invalid) to leave them out.")
 
 
 def test_skip_invalid_drops_and_reports(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ class ImageSet:
 
     Attributes:
         images: ``uint8`` arrays of shape ``(H, W, 3)`` (RGB, C-contiguous), shortest side resized to the
-            requested ``short_side`` with the aspect ratio kept.
+            requested ``short_side`` with the aspect ratio kept; ``None`` for files skipped by ``known``.
         labels: One label per image as a string, or ``None`` when no labels were given.
         sources: Where each image came from: the file path as given, or ``"array[i]"`` / ``"image[i]"``
             for in-memory inputs.
@@ -87,7 +87,7 @@ class ImageSet:
         skipped: ``(source, reason)`` for every input left out because ``skip_invalid=True``.
     """
 
-    images: list[np.ndarray]
+    images: list[np.ndarray | None]
     labels: list[str] | None
     sources: list[str]
     hashes: list[str]
@@ -95,11 +95,7 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        if (
-            len(self.sources) != n
-            or len(self.hashes) != n
-            or (self.labels is not None and len(self.labels) != n)
-        ):
+        if len(self.sources) != n or len(self.hashes) != n or (self.labels is not None and len(self.labels) != n):
             raise ValueError(
                 f"ImageSet fields disagree in length: {n} images, {len(self.sources)} sources, "
                 f"{len(self.hashes)} hashes, {'no' if self.labels is None else len(self.labels)} labels"
@@ -196,11 +192,7 @@ def _split_dirs(root: Path) -> dict[str, Path]:
     The split layout applies when at least one split-named folder holds sub-folders (class folders); a class
     that happens to be called ``test`` and holds images directly keeps the class layout.
     """
-    named = [
-        (e, _SPLIT_ALIASES[e.name.lower()])
-        for e in _visible_subdirs(root)
-        if e.name.lower() in _SPLIT_ALIASES
-    ]
+    named = [(e, _SPLIT_ALIASES[e.name.lower()]) for e in _visible_subdirs(root) if e.name.lower() in _SPLIT_ALIASES]
     if not any(_visible_subdirs(Path(e.path)) for e, _ in named):
         return {}
     found: dict[str, Path] = {}
@@ -290,9 +282,7 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
         def cell(i: int, what: str, row: list[str] = row, line: int = line) -> str:
             value = row[i].strip() if i < len(row) else ""
             if not value:
-                raise DataError(
-                    f"CSV '{shown}' line {line}: the {what} cell is empty. Fill it in or delete the row."
-                )
+                raise DataError(f"CSV '{shown}' line {line}: the {what} cell is empty. Fill it in or delete the row.")
             return value
 
         file_value = cell(path_i, f"'{path_col}'")
@@ -325,6 +315,9 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
 # --------------------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------------------
+
+
+_KNOWN = "<known: not decoded>"
 
 
 @dataclass
@@ -397,7 +390,7 @@ def _to_array(im: Image.Image, short_side: int | None) -> np.ndarray:
     return np.ascontiguousarray(np.array(_resize(_pil_to_rgb(im), short_side), dtype=np.uint8))
 
 
-def _decode_file(source: str, short_side: int | None) -> _Decoded:
+def _decode_file(source: str, short_side: int | None, known: Callable[[str], bool] | None = None) -> _Decoded:
     try:
         data = Path(source).read_bytes()
     except FileNotFoundError:
@@ -411,6 +404,8 @@ def _decode_file(source: str, short_side: int | None) -> _Decoded:
     digest = _digest(data)
     if not data:
         return _Decoded(None, digest, "empty file (0 bytes)")
+    if known is not None and known(digest):
+        return _Decoded(None, digest, _KNOWN)
     try:
         with Image.open(io.BytesIO(data)) as im:
             if short_side is not None and im.format == "JPEG" and min(im.size) >= 2 * short_side:
@@ -466,9 +461,7 @@ def _array_scale(a: np.ndarray, where: str) -> float | None:
     kind = a.dtype.kind
     if kind == "f":
         if not np.isfinite(a).all():
-            raise DataError(
-                f"{where} contains NaN or infinite values. Replace them before passing the array."
-            )
+            raise DataError(f"{where} contains NaN or infinite values. Replace them before passing the array.")
         lo, hi = float(a.min()), float(a.max())
         if lo >= 0.0 and hi <= 1.0:
             return 255.0
@@ -498,9 +491,7 @@ def _check_image_shape(shape: tuple[int, ...], where: str, batched: bool) -> Non
     ok = (len(inner) == 2 or (len(inner) == 3 and inner[2] in (1, 3, 4))) and all(d > 0 for d in inner[:2])
     if not ok:
         expected = "(N, H, W) or (N, H, W, C)" if batched else "(H, W) or (H, W, C)"
-        raise DataError(
-            f"{where} has an unsupported shape; expected {expected} with C in 1, 3 or 4 and H, W > 0."
-        )
+        raise DataError(f"{where} has an unsupported shape; expected {expected} with C in 1, 3 or 4 and H, W > 0.")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -516,18 +507,13 @@ def _normalize_labels(y: Any, n: int) -> list[str]:
         raise DataError(f"y must be one-dimensional (one label per image); got shape {y.shape}.")
     if len(values) != n:
         raise DataError(
-            f"Got {n} images but {len(values)} labels (y). Give exactly one label per image, "
-            "in the same order."
+            f"Got {n} images but {len(values)} labels (y). Give exactly one label per image, in the same order."
         )
     labels: list[str] = []
     for i, value in enumerate(values):
         if isinstance(value, np.generic):
             value = value.item()
-        if (
-            value is None
-            or (isinstance(value, float) and math.isnan(value))
-            or type(value).__name__ == "NAType"
-        ):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType":
             raise DataError(f"Label y[{i}] is missing ({value!r}). Give every image a label or drop it.")
         if isinstance(value, float) and value.is_integer():
             text = str(int(value))
@@ -559,6 +545,7 @@ def load_images(
     short_side: int | None,
     skip_invalid: bool = False,
     workers: int = 2,
+    known: Callable[[str], bool] | None = None,
 ) -> ImageSet:
     """Decode images from files, PIL images or arrays into uniform uint8 RGB arrays.
 
@@ -579,6 +566,9 @@ def load_images(
         skip_invalid: Leave out unreadable files and record them in :attr:`ImageSet.skipped` instead of
             raising.
         workers: Decoding threads.
+        known: For file inputs: a predicate on the content hash; files it accepts are read and hashed but
+            not decoded, and their entry in :attr:`ImageSet.images` is ``None``. Used to skip decoding
+            files whose embeddings are already cached (a file is only cached after it decoded cleanly).
 
     Returns:
         The decoded :class:`ImageSet`, in input order.
@@ -587,9 +577,7 @@ def load_images(
         DataError: Unreadable files (all of them listed in one message, unless ``skip_invalid``), a bad
             input type, shape, dtype or value range, or labels that are missing or do not match ``X``.
     """
-    if short_side is not None and (
-        isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1
-    ):
+    if short_side is not None and (isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1):
         raise DataError(f"short_side must be a positive integer or None; got {short_side!r}.")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise DataError(f"workers must be a positive integer; got {workers!r}.")
@@ -600,7 +588,7 @@ def load_images(
                 f"Labels come from '{X}' itself; pass y=None, or pass a list of file paths together with y."
             )
         sources, labels = _paths_from_location(X)  # type: ignore[arg-type]
-        return _load_files(sources, labels, short_side, skip_invalid, workers)
+        return _load_files(sources, labels, short_side, skip_invalid, workers, known)
 
     if isinstance(X, np.ndarray) and X.dtype.kind in "UO" and X.ndim == 1:
         X = X.tolist()
@@ -641,7 +629,7 @@ def load_images(
             )
 
     if kind == "file paths":
-        return _load_files([os.fspath(p) for p in X], labels, short_side, skip_invalid, workers)
+        return _load_files([os.fspath(p) for p in X], labels, short_side, skip_invalid, workers, known)
 
     if kind == "numpy arrays":
         arrays = []
@@ -703,16 +691,21 @@ def _paths_from_location(X: str | os.PathLike[str]) -> tuple[list[str], list[str
 
 
 def _load_files(
-    sources: list[str], labels: list[str] | None, short_side: int | None, skip_invalid: bool, workers: int
+    sources: list[str],
+    labels: list[str] | None,
+    short_side: int | None,
+    skip_invalid: bool,
+    workers: int,
+    known: Callable[[str], bool] | None = None,
 ) -> ImageSet:
-    results = _parallel_map(lambda s: _decode_file(s, short_side), sources, workers)
+    results = _parallel_map(lambda s: _decode_file(s, short_side, known), sources, workers)
     return _collect(results, sources, labels, skip_invalid, "files")
 
 
 def _collect(
     results: list[_Decoded], sources: list[str], labels: list[str] | None, skip_invalid: bool, noun: str
 ) -> ImageSet:
-    bad = [(src, r.reason) for src, r in zip(sources, results, strict=True) if r.image is None]
+    bad = [(src, r.reason) for src, r in zip(sources, results, strict=True) if r.image is None and r.reason != _KNOWN]
     if bad and (not skip_invalid or len(bad) == len(results)):
         listed = "\n".join(f"  - {src}: {reason}" for src, reason in bad[:_MAX_LISTED])
         more = f"\n  ... and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
@@ -722,7 +715,7 @@ def _collect(
                 f"{listed}{more}\nCheck that the paths point at image files."
             )
         raise DataError(f"Could not read {len(bad)} of {len(results)} {noun}:\n{listed}{more}\n{_SKIP_HINT}")
-    keep = [i for i, r in enumerate(results) if r.image is not None]
+    keep = [i for i, r in enumerate(results) if r.image is not None or r.reason == _KNOWN]
     return ImageSet(
         images=[results[i].image for i in keep],  # type: ignore[misc]
         labels=None if labels is None else [labels[i] for i in keep],

@@ -68,6 +68,9 @@ class Strategy:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for invalid settings; called by ``fit`` before any work."""
+
     # -- the three questions -------------------------------------------------------------------------
     def trainable_at(self, epoch: int, n_groups: int) -> int:
         """How many backbone layer groups, counted from the top, train in ``epoch`` (0-based).

@@ -70,14 +70,14 @@ class FineTune(Strategy):
         self.dropout = dropout
         self.freeze_bn = freeze_bn
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"FineTune lr_decay must be in (0, 1]; got {self.lr_decay}.")
         if self.freeze_epochs < 0:
             raise ConfigError(f"FineTune freeze_epochs must be >= 0; got {self.freeze_epochs}.")
 
     def trainable_at(self, epoch: int, n_groups: int) -> int:
-        self._validate()
+        self.validate()
         if epoch < self.freeze_epochs:
             return 0
         if self.gradual:
@@ -87,5 +87,5 @@ class FineTune(Strategy):
     def param_groups(
         self, groups: list[list[nn.Parameter]], head: list[nn.Parameter], lr: float
     ) -> list[dict[str, Any]]:
-        self._validate()
+        self.validate()
         return layerwise_groups(groups, head, lr, self.lr_decay)

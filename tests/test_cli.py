@@ -1,0 +1,211 @@
+"""The ``graft`` command line, driven in-process with typer's CliRunner.
+
+The CLI has no ``--pretrained``/``--image-size`` options, so training here uses the offline
+``efficientnet_lite0`` with ``--strategy feature-extraction`` on a dozen small images (fast on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from graft.cli import app
+
+ENV = {"COLUMNS": "4000", "NO_COLOR": "1"}  # no line wrapping of long paths in messages
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _train_args(data: Path, run: Path, *extra: str) -> list[str]:
+    return ["train", str(data), "-o", str(run), "--strategy", "feature-extraction", "--device", "cpu", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, helpers: Any) -> tuple[Path, Path, dict[str, Any]]:
+    """A run trained once through the CLI: (run directory, data folder, --json summary)."""
+    root = tmp_path_factory.mktemp("cli")
+    data = helpers.write_class_folder(root / "data", n_classes=2, n_per_class=6)
+    run = root / "run"
+    result = _invoke(*_train_args(data, run, "--epochs", "20", "--json"))
+    assert result.exit_code == 0, result.output
+    return run, data, json.loads(result.stdout)
+
+
+def test_help_lists_the_commands() -> None:
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    for command in ("train", "evaluate", "predict", "models", "demo"):
+        assert command in result.output
+
+
+def test_models_json_lists_the_offline_model() -> None:
+    result = _invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    rows = {r["name"]: r for r in listing["embedded"]}
+    assert rows["efficientnet_lite0"]["offline"] is True
+    assert rows["efficientnet_lite0"]["modality"] == "image"
+    assert listing["timm"] == []
+
+
+def test_models_table() -> None:
+    result = _invoke("models", "*lite*")
+    assert result.exit_code == 0
+    assert "efficientnet_lite0" in result.output
+
+
+def test_train_writes_a_run(trained: tuple[Path, Path, dict[str, Any]]) -> None:
+    run, _, summary = trained
+    assert summary["classes"] == ["blue", "red"]
+    assert summary["n_train"] + summary["n_val"] == 12 and summary["n_val"] > 0
+    assert summary["strategy"] == "feature-extraction" and summary["model"] == "efficientnet_lite0"
+    assert summary["skipped_invalid"] == 0
+    assert 0.0 <= summary["val"]["accuracy"] <= 1.0
+    for name in ("graft.json", "model.safetensors", "metrics.jsonl", "history.png", "confusion_matrix.png"):
+        assert (run / name).is_file(), name
+
+
+def test_evaluate_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:
+    run, data, _ = trained
+    result = _invoke("evaluate", run, data, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["accuracy"] >= 0.75, "the colours are easy to tell apart"
+    assert (run / "evaluation" / "report.html").is_file()
+
+
+def test_predict_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:
+    run, data, _ = trained
+    image = data / "red" / "img0.png"
+    result = _invoke("predict", run, image, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["input"] == str(image)
+    assert row["label"] in ("blue", "red")
+    probs = [t["probability"] for t in row["top_k"]]
+    assert row["top_k"][0]["label"] == row["label"] and probs == sorted(probs, reverse=True)
+    assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+
+    folder = _invoke("predict", run, data / "blue", "--json", "--device", "cpu")
+    assert folder.exit_code == 0, folder.output
+    assert len(json.loads(folder.stdout)) == 6
+
+
+def test_predict_missing_image_exits_2(trained: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    run, _, _ = trained
+    result = _invoke("predict", run, tmp_path / "nope.png")
+    assert result.exit_code == 2
+    assert "nope.png" in _flat(result.output)
+
+
+def test_evaluate_a_folder_that_is_not_a_bundle_exits_2(tmp_path: Path, image_folder: Any) -> None:
+    result = _invoke("evaluate", tmp_path, image_folder("data"))
+    assert result.exit_code == 2
+    assert "graft.json is missing" in _flat(result.output)
+
+
+def test_corrupt_jpeg_exits_2_and_writes_nothing(image_folder: Any, tmp_path: Path) -> None:
+    data = image_folder("data")
+    (data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40)
+    run = tmp_path / "run"
+    result = _invoke(*_train_args(data, run))
+    assert result.exit_code == 2, result.output
+    message = _flat(result.output)
+    assert "broken.jpg" in message and "skip-invalid" in message
+    assert "Traceback" not in result.output
+    assert not run.exists(), "a data error must fail before the run directory is created"
+
+
+def test_skip_invalid_leaves_out_the_corrupt_file(image_folder: Any, tmp_path: Path) -> None:
+    data = image_folder("data")
+    (data / "red" / "broken.jpg").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="left out 1 unreadable image"):
+        result = _invoke(*_train_args(data, tmp_path / "run", "--skip-invalid", "--epochs", "2", "--json"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["skipped_invalid"] == 1
+    assert summary["n_train"] + summary["n_val"] == 12
+
+
+def test_existing_run_directory_needs_resume_or_overwrite(image_folder: Any, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    result = _invoke(*_train_args(image_folder("data"), run))
+    assert result.exit_code == 2
+    message = _flat(result.output)
+    assert "already exists" in message and "--resume" in message and "--overwrite" in message
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_resume_without_checkpoints_exits_2(image_folder: Any, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    result = _invoke(*_train_args(image_folder("data"), run, "--resume"))
+    assert result.exit_code == 2
+    assert "Nothing to resume" in _flat(result.output)
+
+
+def test_unknown_model_exits_2_with_a_suggestion(image_folder: Any, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = _invoke(*_train_args(image_folder("data"), run, "--model", "efficentnet_lite0"))
+    assert result.exit_code == 2
+    assert "Did you mean 'efficientnet_lite0'" in _flat(result.output)
+    assert not run.exists()
+
+
+def test_unknown_strategy_exits_2(image_folder: Any, tmp_path: Path) -> None:
+    result = _invoke("train", image_folder("data"), "-o", tmp_path / "run", "--strategy", "featur-extraction")
+    assert result.exit_code == 2
+    assert "Did you mean 'feature-extraction'" in _flat(result.output)
+
+
+def test_train_with_the_default_strategy(image_folder: Any, tmp_path: Path) -> None:
+    data = image_folder("data", n_per_class=4)
+    result = _invoke("train", data, "-o", tmp_path / "run", "--epochs", "1", "--device", "cpu", "--no-cache", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["strategy"] == "fine-tune"
+
+
+def test_demo_runs_offline(tmp_path: Path) -> None:
+    run = tmp_path / "demo"
+    result = _invoke("demo", "-o", run, "--limit", "80", "--epochs", "20")
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "predicted" in result.output
+    assert (run / "graft.json").is_file()
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_import_graft_does_not_import_torch() -> None:
+    proc = _python(
+        "import sys, graft, graft.errors, graft.cli\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'torchvision', 'accelerate') if m in sys.modules)\n"
+        "print(heavy)\n"
+        "assert not heavy, heavy\n"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_graft_help_as_a_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "graft", "--help"], capture_output=True, text=True, timeout=120, env=None
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "predict" in proc.stdout
