@@ -21,6 +21,7 @@ __all__ = [
     "DataError",
     "GraftError",
     "ImageClassifier",
+    "TextClassifier",
     "__version__",
     "load",
     "strategies",
@@ -29,10 +30,15 @@ __all__ = [
 if TYPE_CHECKING:
     from . import strategies
     from .bundle import load
+    from .text import TextClassifier
     from .vision import ImageClassifier
 
-_LAZY = {"ImageClassifier": ("vision", "ImageClassifier"), "load": ("bundle", "load"),
-         "strategies": ("strategies", None)}
+_LAZY = {
+    "TextClassifier": ("text", "TextClassifier"),
+    "ImageClassifier": ("vision", "ImageClassifier"),
+    "load": ("bundle", "load"),
+    "strategies": ("strategies", None),
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ read inputs, embed them with the frozen backbone, batch them for training and sc
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -75,7 +76,19 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     def _bundle_extra(self) -> dict[str, Any]:
+        """Extra ``graft.json`` entries of this modality."""
         return {}
+
+    def _save_files(self, directory: Path) -> None:
+        """Write this modality's extra bundle files (e.g. the tokenizer) into ``directory``."""
+
+    def _collate_fn(self) -> Callable[[list[Any]], Any] | None:
+        """How training items become a batch (``None``: stack tensors)."""
+        return None
+
+    def _criterion(self, strategy: Strategy) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The task's loss with the strategy's label smoothing."""
+        return functools.partial(classification_loss, label_smoothing=strategy.label_smoothing)
 
     # ------------------------------------------------------------------ shared machinery
     def _strategy(self) -> Strategy:
@@ -83,7 +96,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self, strategy: Strategy, *, features: bool) -> TrainConfig:
         epochs = self.epochs if self.epochs is not None else strategy.default_epochs
-        lr = self.lr if self.lr is not None else strategy.default_lr
+        lr = self.lr if self.lr is not None else strategy.lr_for(self.modality)
         if features and not strategy.features_only:  # head warm-up before fine-tuning
             epochs, lr = _HEAD_EPOCHS, _HEAD_LR
         return TrainConfig(
@@ -268,13 +281,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     "val_accuracy": float((logits.argmax(1).cpu() == yv).float().mean()),
                 }
 
-        smoothing = strategy.label_smoothing
+        criterion = self._criterion(strategy)
         with torch_threads(1):  # a linear layer on a few hundred vectors: thread hand-offs cost more than they save
             return run_loop(
                 head,
                 train_set=TensorDataset(f_train, yt),
                 param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
-                loss_fn=lambda m, b: {"loss": classification_loss(m(b[0]), b[1], smoothing)},
+                loss_fn=lambda m, b: {"loss": criterion(m(b[0]), b[1])},
+            collate_fn=None,
                 config=config,
                 evaluate=evaluate,
                 run_dir=run_dir,
@@ -318,7 +332,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             model,
             train_set=self._train_dataset(train),
             param_groups=strategy.param_groups(groups, head_params, config.lr),
-            loss_fn=strategy.loss,
+            loss_fn=functools.partial(strategy.loss, criterion=self._criterion(strategy)),
+            collate_fn=self._collate_fn(),
             config=config,
             evaluate=evaluate,
             on_epoch_start=set_trainable,
@@ -389,8 +404,27 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 run_dir / "confusion_matrix.png",
                 title="validation",
             )
+        images: dict[str, Path] = {}
+        if self.val_metrics_ is not None:
+            images["Confusion matrix (validation)"] = run_dir / "confusion_matrix.png"
         if self.history_:
-            plot_history(self.history_, run_dir / "history.png")
+            images["Training curves"] = plot_history(self.history_, run_dir / "history.png")
+        if self.val_metrics_ is not None:
+            from .evaluation.report import write_html_report
+
+            info = {
+                "backbone": self.backbone,
+                "strategy": repr(self.strategy_),
+                "classes": ", ".join(map(str, self.classes_)),
+                **{k: v for k, v in self.training_summary().items() if k not in ("val", "best")},
+            }
+            write_html_report(
+                run_dir / "report.html",
+                title=f"Graft run: {run_dir.name}",
+                metrics=self.val_metrics_,
+                info=info,
+                images=images,
+            )
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model bundle (``graft.json`` + ``model.safetensors``) to ``path``."""

@@ -53,6 +53,7 @@ def save_bundle(est: TransferClassifier, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in est.model_.state_dict().items()}
     atomic_write_bytes(directory / WEIGHTS, save(state, metadata={"format": FORMAT}))
+    est._save_files(directory)
     params = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in est.get_params(deep=False).items()
@@ -111,6 +112,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def _estimators() -> dict[str, type[TransferClassifier]]:
+    from .text import TextClassifier
+    from .vision import ImageClassifier
+
+    return {c.task: c for c in (ImageClassifier, TextClassifier)}
+
+
 def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferClassifier:
     """Load a bundle written by ``save`` / ``graft train`` as a fitted estimator.
 
@@ -125,10 +133,8 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     """
     from safetensors.torch import load_file
 
-    from .backbones import Preprocessing, create_backbone
     from .strategies import resolve_strategy
     from .tasks.classification import ClassificationHead, TransferModel
-    from .vision import ImageClassifier
 
     path = Path(path)
     m = read_manifest(path)
@@ -137,23 +143,16 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
         raise BundleError(f"'{path}' has no {WEIGHTS}.")
     if verify and sha256_file(weights) != m["files"][WEIGHTS]:
         raise BundleError(f"'{weights}' does not match the hash in {MANIFEST}: the file was changed or damaged.")
-    classes = {"image-classification": ImageClassifier}
+    classes = _estimators()
     if m["task"] not in classes:
         raise BundleError(f"'{path}' holds a '{m['task']}' model, which this Graft version cannot load.")
     params = dict(m["params"])
     if device is not None:
         params["device"] = device
-    est = classes[m["task"]](**params, strategy=m["strategy"]["name"])
+    cls = classes[m["task"]]
+    est = cls(**params, strategy=m["strategy"]["name"])
     est.strategy = resolve_strategy(m["strategy"]["name"], **m["strategy"]["params"])
-    spec = m["backbone"]
-    if spec["source"] == "timm":
-        from .backbones.timm import create_timm_backbone
-
-        backbone = create_timm_backbone(spec["name"], pretrained=False, **spec.get("kwargs", {}))
-    else:
-        backbone = create_backbone(spec["name"], modality="image", pretrained=False)
-    if "preprocessing" in m:
-        backbone.preprocessing = Preprocessing.from_dict(m["preprocessing"])
+    backbone = est._backbone_from_bundle(path, m)
     model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)

@@ -351,3 +351,15 @@ class ImageClassifier(TransferClassifier):
 
     def _bundle_extra(self) -> dict[str, Any]:
         return {"preprocessing": self._preprocessing().to_dict()}
+
+    def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
+        """The bundle's architecture with random weights (the bundle's weights are loaded next)."""
+        spec = manifest["backbone"]
+        if spec["source"] == "timm":
+            from .backbones.timm import create_timm_backbone
+
+            backbone = create_timm_backbone(spec["name"], pretrained=False, **spec.get("kwargs", {}))
+        else:
+            backbone = create_backbone(spec["name"], modality="image", pretrained=False)
+        backbone.preprocessing = Preprocessing.from_dict(manifest["preprocessing"])
+        return backbone

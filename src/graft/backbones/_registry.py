@@ -71,8 +71,8 @@ def create_backbone(
 ) -> Backbone:
     """Build a headless backbone by name.
 
-    Lookup order: a registered name (the offline embedded models), ``timm:NAME`` or any timm architecture
-    (``hf-hub:`` ids included) for images.
+    Lookup order: a registered name (the offline embedded models); for images ``timm:NAME`` or any timm
+    architecture (``hf-hub:`` ids included); for text any Hugging Face model id or local folder.
 
     Args:
         name: registered name, timm model name, or ``hf-hub:org/repo``.
@@ -101,6 +101,10 @@ def create_backbone(
             f"Unknown image backbone '{name}'.{did_you_mean(timm_name, options)} "
             "Run `graft models` for the offline models, or `graft models '*resnet*' --all` for timm names."
         )
+    if modality == "text":
+        from .huggingface import create_hf_backbone
+
+        return create_hf_backbone(name.removeprefix("hf:"), pretrained=pretrained, weights=weights, **kwargs)
     options = [e.name for e in list_backbones(modality=modality)]
     raise ConfigError(f"Unknown {modality} backbone '{name}'.{did_you_mean(name, options)} Run `graft models`.")
 

@@ -66,6 +66,9 @@ class Backbone:
             and layer-wise learning-rate decay.
         pretrained_head: the original classifier, when the source has one (e.g. ImageNet 1000 classes);
             not part of the transfer model, kept only to check the weights are real.
+        tokenizer: the text tokenizer (text backbones).
+        config: the source's own architecture config, when it has one (a ``transformers`` config), saved in
+            bundles so the architecture can be rebuilt without the original files.
     """
 
     module: nn.Module
@@ -75,6 +78,8 @@ class Backbone:
     preprocessing: Preprocessing | None = None
     groups: list[list[str]] = field(default_factory=list)
     pretrained_head: nn.Module | None = None
+    tokenizer: Any = None
+    config: Any = None
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Parameters grouped from stem to top (one group holding everything when unknown)."""

