@@ -233,7 +233,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 hook("head"),
             )
         if not strategy.features_only:
-            results["fine-tune"] = self._fit_backbone(strategy, train, val_data, run_dir, resume, hook("fine-tune"))
+            results[strategy.name] = self._fit_backbone(strategy, train, val_data, run_dir, resume, hook(strategy.name))
         for phase, res in results.items():
             self.history_ += [{"phase": phase, **h} for h in res.history]
         last = list(results.values())[-1]
@@ -288,7 +288,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 train_set=TensorDataset(f_train, yt),
                 param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
                 loss_fn=lambda m, b: {"loss": criterion(m(b[0]), b[1])},
-            collate_fn=None,
+                collate_fn=None,
                 config=config,
                 evaluate=evaluate,
                 run_dir=run_dir,
@@ -308,8 +308,20 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     ) -> LoopResult:
         config = self._config(strategy, features=False)
         model, backbone = self.model_, self.backbone_
-        groups = backbone.layer_groups()
+        adapters = strategy.prepare(backbone.module)  # e.g. LoRA adapters, injected in place
+        adapter_ids = {id(p) for p in adapters}
+        groups = [[p for p in g if id(p) not in adapter_ids] for g in backbone.layer_groups()]
         head_params = list(model.head.parameters())
+        if adapters:
+            n_all = sum(p.numel() for p in model.parameters())
+            n_train = sum(p.numel() for p in adapters) + sum(p.numel() for p in head_params)
+            self.trainable_share_ = n_train / n_all
+            if self.verbose:
+                from rich.console import Console
+
+                Console(stderr=True).print(
+                    f"{strategy.name}: training {n_train:,} of {n_all:,} parameters ({100 * n_train / n_all:.2f}%)"
+                )
 
         def set_trainable(epoch: int) -> None:
             k = strategy.trainable_at(epoch, len(groups))
@@ -328,10 +340,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         set_trainable(0)
         evaluate = self._loop_evaluator(val_data) if val_data is not None else None
-        return run_loop(
+        result = run_loop(
             model,
             train_set=self._train_dataset(train),
-            param_groups=strategy.param_groups(groups, head_params, config.lr),
+            param_groups=strategy.param_groups(groups, head_params, config.lr, adapters),
             loss_fn=functools.partial(strategy.loss, criterion=self._criterion(strategy)),
             collate_fn=self._collate_fn(),
             config=config,
@@ -339,10 +351,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             on_epoch_start=set_trainable,
             train_mode=train_mode,
             run_dir=run_dir,
-            phase="fine-tune",
+            phase=strategy.name,
             resume=resume,
             on_epoch_end=on_epoch_end,
         )
+        strategy.finalize(backbone.module)  # e.g. merge adapters into the weights
+        return result
 
     def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
         raise NotImplementedError

@@ -153,6 +153,7 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     est = cls(**params, strategy=m["strategy"]["name"])
     est.strategy = resolve_strategy(m["strategy"]["name"], **m["strategy"]["params"])
     backbone = est._backbone_from_bundle(path, m)
+    est.strategy.restore(backbone.module)  # e.g. LoRA adapters kept separate (merge=False)
     model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)

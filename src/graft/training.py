@@ -367,6 +367,7 @@ def run_loop(
 def _progress(enabled: bool) -> Any:
     if not enabled:
         return None
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -385,6 +386,7 @@ def _progress(enabled: bool) -> Any:
         TimeRemainingColumn(),
         TextColumn("{task.fields[loss]}"),
         transient=True,
+        console=Console(stderr=True),
     )
 
 

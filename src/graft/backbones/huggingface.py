@@ -26,10 +26,31 @@ _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 def default_pooling(config: Any) -> str:
     """``last`` for decoder-only (causal) models, ``mean`` otherwise (sentence-transformers' choice)."""
     archs = " ".join(getattr(config, "architectures", None) or []).lower()
-    causal = getattr(config, "is_decoder", False) or "causallm" in archs or "lmhead" in archs or config.model_type in {
-        "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "qwen2", "qwen3", "phi", "phi3", "gemma",
-        "gemma2", "opt", "bloom", "falcon", "olmo", "smollm3",
-    }
+    causal = (
+        getattr(config, "is_decoder", False)
+        or "causallm" in archs
+        or "lmhead" in archs
+        or config.model_type
+        in {
+            "gpt2",
+            "gpt_neo",
+            "gpt_neox",
+            "gptj",
+            "llama",
+            "mistral",
+            "qwen2",
+            "qwen3",
+            "phi",
+            "phi3",
+            "gemma",
+            "gemma2",
+            "opt",
+            "bloom",
+            "falcon",
+            "olmo",
+            "smollm3",
+        }
+    )
     return "last" if causal else "mean"
 
 
@@ -132,9 +153,12 @@ def create_hf_backbone(
         local = Path(name).exists()
         raise ConfigError(
             f"Could not load the Hugging Face model '{name}' ({str(e).splitlines()[0][:200]}). "
-            + ("Check the folder holds config.json, weights and tokenizer files." if local else
-               "Without internet, use the offline 'minilm' (see `graft models`), a local model folder, or a "
-               "filled Hugging Face cache.")
+            + (
+                "Check the folder holds config.json, weights and tokenizer files."
+                if local
+                else "Without internet, use the offline 'minilm' (see `graft models`), a local model folder, or a "
+                "filled Hugging Face cache."
+            )
         ) from None
     if weights is not None:
         from .timm import load_state_dict_file

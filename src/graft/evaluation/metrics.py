@@ -104,9 +104,7 @@ def classification_metrics(
     return result
 
 
-def _validate(
-    y_true: Sequence[int] | np.ndarray, proba: np.ndarray, labels: list[str]
-) -> tuple[np.ndarray, ...]:
+def _validate(y_true: Sequence[int] | np.ndarray, proba: np.ndarray, labels: list[str]) -> tuple[np.ndarray, ...]:
     """Check and convert the inputs of :func:`classification_metrics`.
 
     Args:
@@ -131,9 +129,7 @@ def _validate(
     if p.shape[0] != y_raw.shape[0]:
         raise DataError(f"y_true has {y_raw.shape[0]} rows but proba has {p.shape[0]}; they must match.")
     if p.shape[1] != len(labels):
-        raise DataError(
-            f"proba has {p.shape[1]} columns but {len(labels)} labels were given; they must match."
-        )
+        raise DataError(f"proba has {p.shape[1]} columns but {len(labels)} labels were given; they must match.")
     if len(labels) < 2:
         raise DataError(f"classification metrics need at least two classes, got {len(labels)}.")
     if len(set(labels)) != len(labels):
@@ -153,9 +149,7 @@ def _validate(
     bad = (y < 0) | (y >= len(labels))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"y_true[{first}] = {int(y[first])} is not a valid class index; expected 0..{len(labels) - 1}."
-        )
+        raise DataError(f"y_true[{first}] = {int(y[first])} is not a valid class index; expected 0..{len(labels) - 1}.")
     return y, p
 
 
@@ -205,9 +199,7 @@ def format_metrics(m: dict[str, Any]) -> str:
         name_width = min(max(max(len(n) for n in names), len("class")), 40)
         cols = ("precision", "recall", "f1", "support")
         widths = [max(len(col), 9) for col in cols]
-        header = f"{'class':<{name_width}}  " + "  ".join(
-            f"{col:>{w}}" for col, w in zip(cols, widths, strict=True)
-        )
+        header = f"{'class':<{name_width}}  " + "  ".join(f"{col:>{w}}" for col, w in zip(cols, widths, strict=True))
         lines += ["", header, "-" * len(header)]
         for name, row in per_class.items():
             shown = str(name)
@@ -216,7 +208,6 @@ def format_metrics(m: dict[str, Any]) -> str:
             row = row if isinstance(row, dict) else {}
             cells = [_fmt(row.get(col)) for col in cols[:3]] + [_fmt(row.get("support"))]
             lines.append(
-                f"{shown:<{name_width}}  "
-                + "  ".join(f"{v:>{w}}" for v, w in zip(cells, widths, strict=True))
+                f"{shown:<{name_width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(cells, widths, strict=True))
             )
     return "\n".join(lines)

@@ -128,9 +128,7 @@ def plot_confusion_matrix(
     names = [_plain(label, _MAX_TICK_LABEL) for label in labels]
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
-    ax.set_xticklabels(
-        names, rotation=45 if n <= 10 else 90, ha="right" if n <= 10 else "center", fontsize=tick_font
-    )
+    ax.set_xticklabels(names, rotation=45 if n <= 10 else 90, ha="right" if n <= 10 else "center", fontsize=tick_font)
     ax.set_yticklabels(names, fontsize=tick_font)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -158,9 +156,7 @@ def plot_confusion_matrix(
 
 def _is_number(value: Any) -> bool:
     """True for finite-or-NaN real numbers (not bools, not None)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -184,9 +180,7 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) ->
     """
     if not history:
         raise DataError("cannot plot an empty training history.")
-    xs = [
-        float(row["epoch"]) if _is_number(row.get("epoch")) else float(i + 1) for i, row in enumerate(history)
-    ]
+    xs = [float(row["epoch"]) if _is_number(row.get("epoch")) else float(i + 1) for i, row in enumerate(history)]
 
     keys: list[str] = []
     for row in history:

@@ -102,10 +102,7 @@ def _headline_section(metrics: dict[str, Any]) -> list[str]:
         items.append((str(key).replace("_", "-") + " accuracy", value))
     if not items:
         return []
-    cards = [
-        f'<div class="card"><div class="v">{_num(v)}</div><div class="k">{_esc(k)}</div></div>'
-        for k, v in items
-    ]
+    cards = [f'<div class="card"><div class="v">{_num(v)}</div><div class="k">{_esc(k)}</div></div>' for k, v in items]
     return ["<h2>Metrics</h2>", '<div class="cards">', *cards, "</div>"]
 
 
@@ -120,9 +117,7 @@ def _per_class_section(metrics: dict[str, Any]) -> list[str]:
     ]
     for label, row in per_class.items():
         row = row if isinstance(row, dict) else {}
-        cells = "".join(
-            f'<td class="num">{_num(row.get(k))}</td>' for k in ("precision", "recall", "f1", "support")
-        )
+        cells = "".join(f'<td class="num">{_num(row.get(k))}</td>' for k in ("precision", "recall", "f1", "support"))
         out.append(f"<tr><th>{_esc(label)}</th>{cells}</tr>")
     out.append("</table>")
     return out
@@ -140,9 +135,7 @@ def _confusion_table(metrics: dict[str, Any]) -> list[str]:
         f"<tr><th>true \\ predicted</th>{head}</tr>",
     ]
     for i, (label, row) in enumerate(zip(labels, cm, strict=True)):
-        cells = "".join(
-            f'<td class="num{" diag" if i == j else ""}">{_num(v)}</td>' for j, v in enumerate(row)
-        )
+        cells = "".join(f'<td class="num{" diag" if i == j else ""}">{_num(v)}</td>' for j, v in enumerate(row))
         out.append(f"<tr><th>{_esc(label)}</th>{cells}</tr>")
     out += ["</table>", "</details>"]
     return out

@@ -5,10 +5,12 @@ from __future__ import annotations
 from .base import Strategy, get_strategy, list_strategies, register_strategy, resolve_strategy
 from .feature_extraction import FeatureExtraction
 from .finetune import FineTune
+from .lora import LoRA
 
 __all__ = [
     "FeatureExtraction",
     "FineTune",
+    "LoRA",
     "Strategy",
     "get_strategy",
     "list_strategies",

@@ -83,8 +83,22 @@ class Strategy:
         """
         return n_groups
 
+    def prepare(self, module: nn.Module) -> list[nn.Parameter]:
+        """Change the backbone before training (e.g. inject adapters); return new trainable parameters."""
+        return []
+
+    def finalize(self, module: nn.Module) -> None:
+        """After training (e.g. merge adapters into the weights)."""
+
+    def restore(self, module: nn.Module) -> None:
+        """Before a saved bundle's weights are loaded into a freshly built backbone."""
+
     def param_groups(
-        self, groups: list[list[nn.Parameter]], head: list[nn.Parameter], lr: float
+        self,
+        groups: list[list[nn.Parameter]],
+        head: list[nn.Parameter],
+        lr: float,
+        adapters: list[nn.Parameter] | None = None,
     ) -> list[dict[str, Any]]:
         """Optimizer parameter groups. ``groups`` are the backbone's, stem first; ``head`` the new head's."""
         params = [p for g in groups for p in g]

@@ -42,6 +42,10 @@ class FeatureExtraction(Strategy):
         return 0
 
     def param_groups(
-        self, groups: list[list[nn.Parameter]], head: list[nn.Parameter], lr: float
+        self,
+        groups: list[list[nn.Parameter]],
+        head: list[nn.Parameter],
+        lr: float,
+        adapters: list[nn.Parameter] | None = None,
     ) -> list[dict[str, Any]]:
         return [{"params": head, "lr": lr}]

@@ -87,7 +87,11 @@ class FineTune(Strategy):
         return n_groups
 
     def param_groups(
-        self, groups: list[list[nn.Parameter]], head: list[nn.Parameter], lr: float
+        self,
+        groups: list[list[nn.Parameter]],
+        head: list[nn.Parameter],
+        lr: float,
+        adapters: list[nn.Parameter] | None = None,
     ) -> list[dict[str, Any]]:
         self.validate()
         return layerwise_groups(groups, head, lr, self.lr_decay)
