@@ -22,6 +22,7 @@ __all__ = [
     "GraftError",
     "ImageClassifier",
     "TextClassifier",
+    "TokenClassifier",
     "__version__",
     "load",
     "strategies",
@@ -30,11 +31,13 @@ __all__ = [
 if TYPE_CHECKING:
     from . import strategies
     from .bundle import load
+    from .ner import TokenClassifier
     from .text import TextClassifier
     from .vision import ImageClassifier
 
 _LAZY = {
     "TextClassifier": ("text", "TextClassifier"),
+    "TokenClassifier": ("ner", "TokenClassifier"),
     "ImageClassifier": ("vision", "ImageClassifier"),
     "load": ("bundle", "load"),
     "strategies": ("strategies", None),

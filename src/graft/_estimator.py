@@ -50,6 +50,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     task: ClassVar[str] = ""
     modality: ClassVar[str] = ""
+    #: validation metric that picks the best epoch
+    monitor: ClassVar[str] = "val_accuracy"
+    #: headline metrics in summaries
+    _summary_keys: ClassVar[tuple[str, ...]] = ("accuracy", "balanced_accuracy", "macro_f1")
 
     # ------------------------------------------------------------------ modality hooks (subclasses)
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
@@ -108,6 +112,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             precision=self.precision,
             schedule=self.schedule,
             patience=self.patience,
+            monitor=self.monitor,
             seed=self.seed,
             device=self.device,
             channels_last=self.modality == "image" and not features,
@@ -184,16 +189,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             val_data, val_labels = self._read(Xva, yva, what="validation data") if Xva is not None else (None, None)
         finally:
             self._skip_known = False
-        from .data.images import check_labels, stratified_split
-
-        check_labels(
-            [self._label_key(v) for v in train_labels],
-            None if val_labels is None else [self._label_key(v) for v in val_labels],
-        )
-        self.classes_ = np.asarray(sorted(set(train_labels), key=lambda v: (str(type(v)), v)))
+        self.classes_ = self._label_space(train_labels, val_labels)
         train.y = self._encode(train_labels, where="training data")
         if val_data is None and self.val_fraction and self.val_fraction > 0:
-            tr_idx, va_idx = stratified_split([self._label_key(v) for v in train_labels], self.val_fraction, self.seed)
+            tr_idx, va_idx = self._split_indices(train_labels)
             train, val_data = self._subset(train, tr_idx), self._subset(train, va_idx)
         elif val_data is not None:
             val_data.y = self._encode(val_labels, where="validation data")  # type: ignore[arg-type]
@@ -218,16 +217,16 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         f_val = None
         if strategy.features_only or strategy.head_warmup:
             t_embed = time.perf_counter()
-            f_train = torch.from_numpy(self._embed(train))
-            f_val = torch.from_numpy(self._embed(val_data)) if val_data is not None else None
+            f_train, y_train = self._head_features(train)
+            f_val, y_val = self._head_features(val_data) if val_data is not None else (None, None)
             self.embed_seconds_ = time.perf_counter() - t_embed
             results["head"] = self._fit_head(
                 head,
                 strategy,
                 f_train,
-                train.y,
+                y_train,
                 f_val,
-                None if val_data is None else val_data.y,
+                y_val,
                 run_dir,
                 resume,
                 hook("head"),
@@ -245,6 +244,26 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if run_dir is not None:
             self._write_run(run_dir)
         return self
+
+    def _label_space(self, train_labels: list[Any], val_labels: list[Any] | None) -> np.ndarray:
+        """The sorted classes, after checking the labels (>= 2 classes, >= 2 examples each, val within train)."""
+        from .data.images import check_labels
+
+        check_labels(
+            [self._label_key(v) for v in train_labels],
+            None if val_labels is None else [self._label_key(v) for v in val_labels],
+        )
+        return np.asarray(sorted(set(train_labels), key=lambda v: (str(type(v)), v)))
+
+    def _split_indices(self, train_labels: list[Any]) -> tuple[list[int], list[int]]:
+        """A seeded, stratified validation split of the training data."""
+        from .data.images import stratified_split
+
+        return stratified_split([self._label_key(v) for v in train_labels], self.val_fraction, self.seed)
+
+    def _head_features(self, data: FitData) -> tuple[torch.Tensor, np.ndarray]:
+        """Frozen-backbone features and targets the head learns from (one row per example)."""
+        return torch.from_numpy(self._embed(data)), data.y  # type: ignore[return-value]
 
     def _subset(self, data: FitData, idx: Sequence[int]) -> FitData:
         items = data.items.subset(idx) if hasattr(data.items, "subset") else [data.items[i] for i in idx]
@@ -467,7 +486,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "embed_seconds": round(getattr(self, "embed_seconds_", 0.0), 2),
             "val": None
             if self.val_metrics_ is None
-            else {k: self.val_metrics_[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+            else {k: self.val_metrics_[k] for k in self._summary_keys if k in self.val_metrics_},
         }
 
     def _device(self) -> torch.device:

@@ -113,10 +113,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def _estimators() -> dict[str, type[TransferClassifier]]:
+    from .ner import TokenClassifier
     from .text import TextClassifier
     from .vision import ImageClassifier
 
-    return {c.task: c for c in (ImageClassifier, TextClassifier)}
+    return {c.task: c for c in (ImageClassifier, TextClassifier, TokenClassifier)}
 
 
 def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferClassifier:

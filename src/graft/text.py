@@ -214,7 +214,7 @@ class TextClassifier(TransferClassifier):
                 spec=self.backbone_.spec,
                 weights=weights_fingerprint(self.backbone_.module),
                 tokenizer=[type(tok).__name__, len(tok), tok.padding_side],
-                path="fp32-pooled-v1",
+                path=f"fp32-{self.task}-v1",
             )
             self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
         return self._cache_obj

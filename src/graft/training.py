@@ -52,7 +52,8 @@ class TrainConfig:
         warmup_fraction: share of optimizer steps spent warming up (cosine).
         max_grad_norm: gradient-norm clipping; ``None`` disables it.
         patience: stop after this many epochs without improvement of ``monitor``; ``None`` never stops.
-        monitor: ``val_accuracy`` (higher is better; ties broken by lower ``val_loss``) or ``val_loss``.
+        monitor: a validation metric: ``val_loss`` (lower is better) or any other ``val_*`` such as
+            ``val_accuracy`` or ``val_f1`` (higher is better; ties broken by lower ``val_loss``).
         seed: seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         channels_last: NHWC memory format for convnets (faster on CPU and tensor cores).
@@ -88,8 +89,10 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(_SCHEDULES)}; got '{self.schedule}'.")
         if self.precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}; got '{self.precision}'.")
-        if self.monitor not in ("val_accuracy", "val_loss"):
-            raise ConfigError(f"monitor must be 'val_accuracy' or 'val_loss'; got '{self.monitor}'.")
+        if not self.monitor.startswith("val_"):
+            raise ConfigError(
+                f"monitor must name a validation metric such as 'val_accuracy' or 'val_loss'; got '{self.monitor}'."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,11 +165,11 @@ def _make_scheduler(
 def _better(logs: dict[str, float], best: dict[str, float], monitor: str) -> bool:
     if not best:
         return True
-    if monitor == "val_loss" or "val_accuracy" not in logs:
+    if monitor == "val_loss" or monitor not in logs:
         key = "val_loss" if "val_loss" in logs else "train_loss"
         return logs[key] < best[key]
-    if logs["val_accuracy"] != best["val_accuracy"]:
-        return logs["val_accuracy"] > best["val_accuracy"]
+    if logs[monitor] != best[monitor]:
+        return logs[monitor] > best[monitor]
     return logs.get("val_loss", 0.0) < best.get("val_loss", 0.0)
 
 

@@ -26,12 +26,16 @@ def default_target_modules(module: nn.Module) -> list[str]:
     for name, m in module.named_modules():
         if not name or any(k in name.split(".")[-1] for k in ("classifier", "lm_head", "pooler")):
             continue
-        if type(m) is nn.Linear or type(m).__name__ == "Conv1D" or (
-            isinstance(m, nn.Conv2d)
-            and m.kernel_size == (1, 1)
-            and m.stride == (1, 1)
-            and m.groups == 1
-            and "Same" not in type(m).__name__
+        if (
+            type(m) is nn.Linear
+            or type(m).__name__ == "Conv1D"
+            or (
+                isinstance(m, nn.Conv2d)
+                and m.kernel_size == (1, 1)
+                and m.stride == (1, 1)
+                and m.groups == 1
+                and "Same" not in type(m).__name__
+            )
         ):  # GPT-2's fused projections
             names.append(name)
     return names
