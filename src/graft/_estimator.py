@@ -112,7 +112,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             precision=self.precision,
             schedule=self.schedule,
             patience=self.patience,
-            monitor=self.monitor,
+            monitor=self._monitor(),
             seed=self.seed,
             device=self.device,
             channels_last=self.modality == "image" and not features,
@@ -261,6 +261,16 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         return stratified_split([self._label_key(v) for v in train_labels], self.val_fraction, self.seed)
 
+    def _logit_metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Per-epoch validation metrics from logits (``val_loss`` plus the monitored metric)."""
+        return {
+            "val_loss": float(classification_loss(logits, y)),
+            "val_accuracy": float((logits.argmax(1) == y).float().mean()),
+        }
+
+    def _monitor(self) -> str:
+        return self.monitor
+
     def _head_features(self, data: FitData) -> tuple[torch.Tensor, np.ndarray]:
         """Frozen-backbone features and targets the head learns from (one row per example)."""
         return torch.from_numpy(self._embed(data)), data.y  # type: ignore[return-value]
@@ -294,11 +304,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             fv, yv = f_val, torch.from_numpy(y_val)
 
             def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
-                logits = model(fv.to(device)).float()
-                return {
-                    "val_loss": float(classification_loss(logits, yv.to(device))),
-                    "val_accuracy": float((logits.argmax(1).cpu() == yv).float().mean()),
-                }
+                return self._logit_metrics(model(fv.to(device)).float().cpu(), yv)
 
         criterion = self._criterion(strategy)
         with torch_threads(1):  # a linear layer on a few hundred vectors: thread hand-offs cost more than they save

@@ -169,5 +169,7 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
     est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
     est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
+    if "thresholds" in m:
+        est.thresholds_ = np.asarray(m["thresholds"], dtype=float)
     est.manifest_ = m
     return est

@@ -90,7 +90,15 @@ def train(
         ..., help="Folder of class sub-folders (optionally train/ val/ test/), or a CSV of path,label."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory (checkpoints, metrics, bundle)."),
-    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone name (see `graft models`)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Backbone (see `graft models`); default efficientnet_lite0 / minilm."
+    ),
+    task: str = typer.Option("auto", help="auto, image-classification, text-classification, token-classification."),
+    image_size: int | None = typer.Option(None, help="Image input size instead of the backbone's (e.g. 288)."),
+    text_column: str | None = typer.Option(None, help="Text column of a table (default: auto-detected)."),
+    text_pair_column: str | None = typer.Option(None, help="Second text column (sentence pairs)."),
+    label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
+    max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated; NER uses windows)."),
     strategy: str = typer.Option("fine-tune", "--strategy", "-s", help=STRATEGY_HELP),
     val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
@@ -114,28 +122,49 @@ def train(
     """
     try:
         import graft
+        from graft.data import TASKS, detect_task
 
-        clf = graft.ImageClassifier(
-            model,
-            strategy,
+        if task == "auto":
+            task = detect_task(data)
+        elif task not in TASKS:
+            from .errors import ConfigError, did_you_mean
+
+            raise ConfigError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} Choose from {', '.join(TASKS)}.")
+        common = dict(
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
             patience=patience,
             precision=precision,
-            augment=augment,
             seed=seed,
             device=device,
             weights=None if weights is None else str(weights),
             cache=not no_cache,
-            skip_invalid=skip_invalid,
             output_dir=output,
             overwrite=overwrite,
             verbose=not as_json,
         )
+        if task == "image-classification":
+            clf = graft.ImageClassifier(
+                model or "efficientnet_lite0",
+                strategy,
+                augment=augment,
+                skip_invalid=skip_invalid,
+                image_size=image_size,
+                **common,
+            )
+        else:
+            cls = graft.TextClassifier if task == "text-classification" else graft.TokenClassifier
+            text_kw = (
+                {}
+                if task == "token-classification"
+                else dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column)
+            )
+            clf = cls(model or "minilm", strategy, max_length=max_length, **text_kw, **common)
         clf.fit(str(data), val=None if val is None else str(val), resume=resume)
     except GraftError as e:
         _fail(e)
+    model = clf.backbone
     summary = {
         "run": str(output),
         "model": model,
@@ -152,10 +181,8 @@ def train(
         err.print(f"[yellow]left out {summary['skipped_invalid']} unreadable image(s)[/]")
     line = f"[bold green]done[/] in {summary['fit_seconds']:.1f}s: {summary['n_train']} train / {summary['n_val']} val"
     if v:
-        line += (
-            f" | val accuracy {v['accuracy']:.4f}, balanced {v['balanced_accuracy']:.4f}, "
-            f"macro-F1 {v['macro_f1']:.4f} (best epoch {summary['best_epoch']})"
-        )
+        line += " | val " + ", ".join(f"{k.replace('_', ' ')} {x:.4f}" for k, x in v.items())
+        line += f" (best epoch {summary['best_epoch']})"
     out.print(line, highlight=False)
     out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} IMAGE)")
 
@@ -169,14 +196,19 @@ def _load(run: Path, device: str | None = None) -> Any:
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory / bundle."),
-    data: Path = typer.Argument(..., help="Labelled folder or CSV (a folder's test/ split, else val/, is used)."),
+    data: Path = typer.Argument(
+        ...,
+        help="Labelled data: image folder/CSV, text table, CoNLL file/folder "
+        "(a folder's test split, else val, is used).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
     report: Path | None = typer.Option(
         None, help="Folder for report.html and confusion_matrix.png (default: RUN/evaluation)."
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
 ) -> None:
-    """Score a trained model on labelled data: accuracy, balanced accuracy, macro-F1, per class, confusion matrix.
+    """Score a trained model on labelled data: accuracy, balanced accuracy, macro-F1, per class, confusion
+    matrix (entity precision/recall/F1 for NER).
 
     Example: graft evaluate runs/ants data/ants_bees/val --json
     """
@@ -188,73 +220,111 @@ def evaluate(
         metrics = model.evaluate(str(data))
         seconds = time.perf_counter() - t0
         folder = report or (run / "evaluation")
-        cm = plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png")
+        images = {}
+        if "confusion_matrix" in metrics:
+            images["Confusion matrix"] = plot_confusion_matrix(
+                metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png"
+            )
+        info = {
+            "run": str(run),
+            "data": str(data),
+            "seconds": round(seconds, 2),
+            "backbone": model.manifest_["backbone"],
+            "strategy": model.manifest_["strategy"],
+        }
         html = write_html_report(
-            folder / "report.html",
-            title=f"Graft evaluation: {run.name}",
-            metrics=metrics,
-            info={
-                "run": str(run),
-                "data": str(data),
-                "seconds": round(seconds, 2),
-                "backbone": model.manifest_["backbone"],
-                "strategy": model.manifest_["strategy"],
-            },
-            images={"Confusion matrix": cm},
+            folder / "report.html", title=f"Graft evaluation: {run.name}", metrics=metrics, info=info, images=images
         )
     except GraftError as e:
         _fail(e)
     if as_json:
         _print_json(metrics)
         return
-    out.print(format_metrics(metrics), highlight=False)
+    if "per_type" in metrics:
+        out.print(_format_entities(metrics), highlight=False)
+    else:
+        out.print(format_metrics(metrics), highlight=False)
     out.print(f"report: {html}")
+
+
+def _format_entities(m: dict[str, Any]) -> str:
+    lines = [
+        f"entities: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+        f"(token accuracy {m['token_accuracy']:.4f}, {m['n']} sentences, {m['n_entities']} entities)",
+        f"{'type':12s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}",
+    ]
+    for k, v in m["per_type"].items():
+        lines.append(f"{k:12s} {v['precision']:9.4f} {v['recall']:9.4f} {v['f1']:9.4f} {v['support']:8d}")
+    return "\n".join(lines)
 
 
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run directory / bundle."),
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
+    inputs: list[Path] = typer.Argument(None, help="Image files or folders (image models), or text files."),
+    text: list[str] = typer.Option(None, "--text", "-t", help="Text to classify or tag (repeatable)."),
     top_k: int = typer.Option(3, help="How many classes with probabilities to show."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
 ) -> None:
-    """Predict labels (with top-k probabilities) for images.
+    """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
-    Example: graft predict runs/ants photo.jpg --json
+    Example: graft predict runs/ants photo.jpg --json;  graft predict runs/ner --text "Angela Merkel visited Paris"
     """
     try:
         model = _load(run, device)
-        items: list[str] = []
-        from .data.images import IMAGE_EXTENSIONS
+        task = model.task
+        if task == "image-classification":
+            if not inputs:
+                raise GraftError("give image files or folders to predict.")
+            from .data.images import IMAGE_EXTENSIONS
 
-        for p in inputs:
-            if p.is_dir():
-                items += sorted(
-                    str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+            items: list[str] = []
+            for p in inputs:
+                if p.is_dir():
+                    items += sorted(
+                        str(f)
+                        for f in p.rglob("*")
+                        if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+                    )
+                else:
+                    items.append(str(p))
+        else:
+            items = list(text or [])
+            for p in inputs or []:
+                items += [ln.strip() for ln in Path(p).read_text(encoding="utf-8").splitlines() if ln.strip()]
+            if not items:
+                raise GraftError('give --text "..." (repeatable) or a text file with one text per line.')
+        if task == "token-classification":
+            entities = model.predict_entities(items)
+            results: list[dict[str, Any]] = [{"input": t, "entities": e} for t, e in zip(items, entities)]
+        else:
+            proba = model.predict_proba(items)
+            k = max(1, min(top_k, proba.shape[1]))
+            results = []
+            for item, p in zip(items, proba):
+                order = p.argsort()[::-1][:k]
+                results.append(
+                    {
+                        "input": item,
+                        "label": model.classes_[order[0]].item(),
+                        "top_k": [
+                            {"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order
+                        ],
+                    }
                 )
-            else:
-                items.append(str(p))
-        proba = model.predict_proba(items)
-    except GraftError as e:
+    except (GraftError, OSError, UnicodeDecodeError) as e:
         _fail(e)
-    k = max(1, min(top_k, proba.shape[1]))
-    results = []
-    for path, p in zip(items, proba):
-        order = p.argsort()[::-1][:k]
-        results.append(
-            {
-                "input": path,
-                "label": model.classes_[order[0]].item(),
-                "top_k": [{"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order],
-            }
-        )
     if as_json:
         _print_json(results)
         return
     for r in results:
-        alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
-        out.print(f"{r['input']}: [bold]{r['label']}[/]  ({alts})", highlight=False)
+        if "entities" in r:
+            ents = ", ".join(f"{e['text']} [{e['label']}] {e['start']}-{e['end']}" for e in r["entities"]) or "(none)"
+            out.print(f"{r['input']}: {ents}", highlight=False)
+        else:
+            alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+            out.print(f"{r['input']}: [bold]{r['label']}[/]  ({alts})", highlight=False)
 
 
 @app.command()

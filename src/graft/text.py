@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from ._cache import EmbeddingCache, model_key, weights_fingerprint
@@ -17,7 +18,6 @@ from ._estimator import FitData, TransferClassifier
 from .backbones import Backbone, create_backbone
 from .errors import ConfigError, DataError
 from .strategies.base import Strategy
-from .tasks.classification import classification_loss
 
 __all__ = ["TextClassifier", "TextBatcher"]
 
@@ -43,8 +43,8 @@ class TextBatcher:
     def pad(self, items: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         return dict(self.tokenizer.pad(list(items), padding=True, return_tensors="pt"))
 
-    def collate(self, batch: list[tuple[dict[str, list[int]], int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        return self.pad([b[0] for b in batch]), torch.as_tensor([b[1] for b in batch])
+    def collate(self, batch: list[tuple[dict[str, list[int]], Any]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.pad([b[0] for b in batch]), torch.as_tensor(np.asarray([b[1] for b in batch]))
 
     def batches(self, encoded: Sequence[dict[str, list[int]]], batch_size: int) -> list[tuple[list[int], dict]]:
         """Length-sorted batches: ``(original indices, padded tensors)``."""
@@ -62,8 +62,8 @@ class _EncodedTexts(Dataset):
     def __len__(self) -> int:
         return len(self.encoded)
 
-    def __getitem__(self, i: int) -> tuple[dict[str, list[int]], int]:
-        return self.encoded[i], int(self.y[i])
+    def __getitem__(self, i: int) -> tuple[dict[str, list[int]], Any]:
+        return self.encoded[i], self.y[i]
 
 
 class TextClassifier(TransferClassifier):
@@ -78,6 +78,9 @@ class TextClassifier(TransferClassifier):
         label_column: column holding the label (auto-detected).
         max_length: longest input in tokens; longer texts are truncated.
         pooling: ``mean``, ``cls`` or ``last`` (default: mean for encoders, last token for causal LMs).
+        multi_label: each text has any number of labels (sigmoid outputs, one threshold per label tuned on the
+            validation split for F1); labels are lists, or strings joined by ``label_sep``.
+        label_sep: separator of multi-label strings (default: guessed from ``|``, ``,``, ``;``).
         epochs, lr, batch_size, weight_decay, grad_accum, precision, schedule, patience, val_fraction, seed,
         device, pretrained, weights, cache, output_dir, overwrite, verbose: as for
             :class:`graft.ImageClassifier`.
@@ -102,6 +105,8 @@ class TextClassifier(TransferClassifier):
         label_column: str | None = None,
         max_length: int = 128,
         pooling: str | None = None,
+        multi_label: bool = False,
+        label_sep: str | None = None,
         epochs: int | None = None,
         lr: float | None = None,
         batch_size: int = 32,
@@ -128,6 +133,8 @@ class TextClassifier(TransferClassifier):
         self.label_column = label_column
         self.max_length = max_length
         self.pooling = pooling
+        self.multi_label = multi_label
+        self.label_sep = label_sep
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -161,11 +168,14 @@ class TextClassifier(TransferClassifier):
         return TextBatcher(self.backbone_.tokenizer, int(self.backbone_.spec.get("max_length", self.max_length)))
 
     def _read_kwargs(self) -> dict[str, Any]:
-        return {
+        kw: dict[str, Any] = {
             "text_column": self.text_column,
             "text_pair_column": self.text_pair_column,
             "label_column": self.label_column,
         }
+        if self.multi_label:
+            kw.update(multi_label=True, label_sep=self.label_sep)
+        return kw
 
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
         from .data.text import find_text_splits
@@ -194,7 +204,7 @@ class TextClassifier(TransferClassifier):
         if len(ts) == 0:
             raise DataError(f"{what} holds no texts.")
         labels: list[Any] | None = ts.labels  # type: ignore[assignment]
-        if y is not None and labels is not None and not isinstance(X, TextSet):
+        if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
             original = {self._label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
             labels = [original.get(v, v) for v in labels]
         return FitData(ts, None, ts.hashes, ts.sources), labels
@@ -279,18 +289,150 @@ class TextClassifier(TransferClassifier):
         encoded, y = self._encoded(data), torch.from_numpy(data.y)  # type: ignore[arg-type]
 
         def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
-            z = torch.from_numpy(self._forward(model, encoded, autocast=autocast))
-            return {
-                "val_loss": float(classification_loss(z, y)),
-                "val_accuracy": float((z.argmax(1) == y).float().mean()),
-            }
+            return self._logit_metrics(torch.from_numpy(self._forward(model, encoded, autocast=autocast)), y)
 
         return evaluate
 
     def _logits(self, data: FitData) -> np.ndarray:
         return self._forward(self.model_, self._encoded(data))
 
+    # ------------------------------------------------------------------ multi-label
+    def _monitor(self) -> str:
+        return "val_f1" if self.multi_label else self.monitor
+
+    def _label_space(self, train_labels: list[Any], val_labels: list[Any] | None) -> np.ndarray:
+        self.thresholds_ = None  # tuned again on this fit's validation split
+        if not self.multi_label:
+            return super()._label_space(train_labels, val_labels)
+        classes = sorted({str(v) for labels in train_labels for v in labels})
+        if len(classes) < 1:
+            raise DataError("multi-label training data has no labels at all.")
+        if val_labels is not None:
+            unseen = sorted({str(v) for labels in val_labels for v in labels} - set(classes))
+            if unseen:
+                raise DataError(f"validation data has labels never seen in training data: {', '.join(unseen[:10])}.")
+        return np.asarray(classes)
+
+    def _encode(self, labels: Sequence[Any], *, where: str) -> np.ndarray:
+        if not self.multi_label:
+            return super()._encode(labels, where=where)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        out = np.zeros((len(labels), len(self.classes_)), np.float32)
+        for r, row in enumerate(labels):
+            for v in row:
+                if str(v) not in index:
+                    raise DataError(
+                        f"{where}, row {r + 1}: unknown label '{v}'; known: {', '.join(self.classes_[:20])}."
+                    )
+                out[r, index[str(v)]] = 1.0
+        return out
+
+    def _split_indices(self, train_labels: list[Any]) -> tuple[list[int], list[int]]:
+        if not self.multi_label:
+            return super()._split_indices(train_labels)
+        order = np.random.default_rng(self.seed).permutation(len(train_labels))
+        n_val = max(1, int(round(self.val_fraction * len(train_labels))))
+        return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+    def _criterion(self, strategy: Strategy) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        if not self.multi_label:
+            return super()._criterion(strategy)
+        return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), y.float())
+
+    def _logit_metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        if not self.multi_label:
+            return super()._logit_metrics(logits, y)
+        pred = (logits > 0).float()
+        tp = float((pred * y).sum())
+        f1 = 2 * tp / max(float(pred.sum() + y.sum()), 1e-9)
+        return {
+            "val_loss": float(F.binary_cross_entropy_with_logits(logits, y.float())),
+            "val_f1": f1,
+            "val_accuracy": float((pred == y).all(dim=1).float().mean()),
+        }
+
+    def _tune_thresholds(self, data: FitData) -> None:
+        """Per label, the probability threshold that maximises F1 on the validation split (0.5 without one)."""
+        self.thresholds_ = np.full(len(self.classes_), 0.5)
+        if data is None or data.y is None:
+            return
+        proba = _sigmoid(self._logits(data))
+        grid = np.linspace(0.05, 0.95, 19)
+        for j in range(len(self.classes_)):
+            y = data.y[:, j] > 0.5  # type: ignore[index]
+            if not y.any():
+                continue
+            f1 = [2 * (y & (proba[:, j] >= t)).sum() / max(y.sum() + (proba[:, j] >= t).sum(), 1) for t in grid]
+            self.thresholds_[j] = float(grid[int(np.argmax(f1))])
+
+    def _score_split(self, data: FitData, features: torch.Tensor | None = None) -> dict[str, Any]:
+        if not self.multi_label:
+            return super()._score_split(data, features)
+        if getattr(self, "thresholds_", None) is None:
+            self._tune_thresholds(data)
+        thresholds = self._thresholds()
+        from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+        proba = _sigmoid(self._logits(data))
+        pred = proba >= thresholds
+        y = data.y > 0.5  # type: ignore[operator]
+        p, r, f, sup = precision_recall_fscore_support(y, pred, average=None, zero_division=0)
+        return {
+            "n": int(len(y)),
+            "subset_accuracy": float((pred == y).all(axis=1).mean()),
+            "accuracy": float((pred == y).mean()),
+            "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+            "per_label": {
+                str(c): {
+                    "precision": float(p[i]),
+                    "recall": float(r[i]),
+                    "f1": float(f[i]),
+                    "support": int(sup[i]),
+                    "threshold": float(thresholds[i]),
+                }
+                for i, c in enumerate(self.classes_)
+            },
+            "labels": [str(c) for c in self.classes_],
+        }
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(N, C)``: softmax, or independent sigmoids when ``multi_label``."""
+        if not self.multi_label:
+            return super().predict_proba(X)
+        self._check_fitted()
+        data, _ = self._read(X, None, what="input")
+        return _sigmoid(self._logits(data))
+
+    def predict(self, X: Any) -> Any:
+        """Labels; with ``multi_label``, a list of label lists (each label above its tuned threshold)."""
+        if not self.multi_label:
+            return super().predict(X)
+        proba = self.predict_proba(X)
+        thresholds = self._thresholds()
+        return [[self.classes_[j].item() for j in np.flatnonzero(row >= thresholds)] for row in proba]
+
+    def _thresholds(self) -> np.ndarray:
+        t = getattr(self, "thresholds_", None)
+        return np.full(len(self.classes_), 0.5) if t is None else np.asarray(t)
+
+    def evaluate(self, X: Any, y: Any = None) -> dict[str, Any]:
+        if not self.multi_label:
+            return super().evaluate(X, y)
+        self._check_fitted()
+        data, labels = self._read(X, y, what="evaluation data")
+        if labels is None:
+            raise DataError("evaluate needs labels: give a labelled table, or pass y.")
+        data.y = self._encode(labels, where="evaluation data")
+        return self._score_split(data)
+
     def _bundle_extra(self) -> dict[str, Any]:
+        extra = self._bundle_text()
+        if self.multi_label:
+            extra["thresholds"] = [float(t) for t in self._thresholds()]
+        return extra
+
+    def _bundle_text(self) -> dict[str, Any]:
         return {
             "text": {
                 "max_length": int(self.backbone_.spec.get("max_length", self.max_length)),
@@ -330,3 +472,7 @@ class TextClassifier(TransferClassifier):
             tokenizer=tokenizer,
             config=config,
         )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graft.data.detect import TASKS, detect_task
 from graft.data.images import (
     IMAGE_EXTENSIONS,
     ImageInput,
@@ -13,6 +14,8 @@ from graft.data.images import (
 )
 
 __all__ = [
+    "TASKS",
+    "detect_task",
     "IMAGE_EXTENSIONS",
     "ImageInput",
     "ImageSet",

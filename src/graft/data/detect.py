@@ -1,0 +1,88 @@
+"""Guess the task of a dataset path (used by ``graft train`` when ``--task`` is ``auto``)."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+
+from ..errors import DataError
+from .images import IMAGE_EXTENSIONS
+
+__all__ = ["TASKS", "detect_task"]
+
+TASKS = ("image-classification", "text-classification", "token-classification")
+_TABLE = {".csv", ".tsv", ".parquet", ".json"}
+_PATH_COLUMNS = {"path", "file", "filename", "image", "filepath", "image_path"}
+
+
+def _looks_conll(path: Path) -> bool:
+    """Token-per-line with at least two columns, blank lines between sentences."""
+    try:
+        lines = [ln for ln in islice(path.open(encoding="utf-8", errors="replace"), 200)]
+    except OSError:
+        return False
+    body = [ln.split() for ln in lines if ln.strip() and not ln.startswith("-DOCSTART-")]
+    return bool(body) and any(not ln.strip() for ln in lines) and all(2 <= len(p) <= 10 for p in body[:50])
+
+
+def _file_task(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image-classification"
+    if (
+        suffix in (".conll", ".bio", ".iob")
+        or path.name.lower().startswith("eng.")
+        or (suffix in ("", ".txt") and _looks_conll(path))
+    ):
+        return "token-classification"
+    if suffix == ".jsonl":
+        try:
+            first = json.loads(next(ln for ln in path.open(encoding="utf-8") if ln.strip()))
+        except (OSError, StopIteration, json.JSONDecodeError, UnicodeDecodeError):
+            return "text-classification"
+        return (
+            "token-classification"
+            if isinstance(first, dict) and ("tokens" in first or "words" in first)
+            else ("text-classification")
+        )
+    if suffix in _TABLE or suffix == ".txt":
+        if suffix in (".csv", ".tsv"):
+            try:
+                header = path.open(encoding="utf-8-sig").readline().lower()
+            except (OSError, UnicodeDecodeError):
+                return "text-classification"
+            cols = {c.strip().strip('"') for c in header.replace("\t", ",").split(",")}
+            if cols & _PATH_COLUMNS:
+                return "image-classification"
+        return "text-classification"
+    return None
+
+
+def detect_task(path: str | Path) -> str:
+    """``image-classification`` for image folders/CSVs of image paths, ``token-classification`` for CoNLL or
+    token JSONL, ``text-classification`` for text tables.
+
+    Raises:
+        DataError: the path does not exist or holds nothing recognisable.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(
+            f"'{p}' does not exist. Give a folder of images, a text table (CSV/TSV/JSONL/Parquet) or "
+            "a CoNLL file/folder."
+        )
+    if p.is_file():
+        task = _file_task(p)
+        if task is None:
+            raise DataError(f"Cannot tell what task '{p}' is for; pass --task ({', '.join(TASKS)}).")
+        return task
+    files = [f for f in islice(p.rglob("*"), 5000) if f.is_file() and not f.name.startswith(".")]
+    if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):
+        return "image-classification"
+    found = [t for t in (_file_task(f) for f in files) if t]
+    if "token-classification" in found:
+        return "token-classification"
+    if found:
+        return found[0]
+    raise DataError(f"'{p}' holds no images, text tables or CoNLL files; pass --task ({', '.join(TASKS)}).")
