@@ -99,6 +99,8 @@ def train(
     text_pair_column: str | None = typer.Option(None, help="Second text column (sentence pairs)."),
     label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
     max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated; NER uses windows)."),
+    multi_label: bool = typer.Option(False, "--multi-label", help="Texts have several labels (sigmoid outputs)."),
+    label_sep: str | None = typer.Option(None, help="Separator of multi-label cells (default: guessed)."),
     strategy: str = typer.Option("fine-tune", "--strategy", "-s", help=STRATEGY_HELP),
     val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
@@ -158,7 +160,13 @@ def train(
             text_kw = (
                 {}
                 if task == "token-classification"
-                else dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column)
+                else dict(
+                    text_column=text_column,
+                    text_pair_column=text_pair_column,
+                    label_column=label_column,
+                    multi_label=multi_label,
+                    label_sep=label_sep,
+                )
             )
             clf = cls(model or "minilm", strategy, max_length=max_length, **text_kw, **common)
         clf.fit(str(data), val=None if val is None else str(val), resume=resume)
@@ -298,6 +306,16 @@ def predict(
         if task == "token-classification":
             entities = model.predict_entities(items)
             results: list[dict[str, Any]] = [{"input": t, "entities": e} for t, e in zip(items, entities)]
+        elif getattr(model, "multi_label", False):
+            proba, labels = model.predict_proba(items), model.predict(items)
+            results = [
+                {
+                    "input": item,
+                    "labels": lab,
+                    "probabilities": {str(c): round(float(v), 6) for c, v in zip(model.classes_, p)},
+                }
+                for item, lab, p in zip(items, labels, proba)
+            ]
         else:
             proba = model.predict_proba(items)
             k = max(1, min(top_k, proba.shape[1]))
@@ -319,7 +337,9 @@ def predict(
         _print_json(results)
         return
     for r in results:
-        if "entities" in r:
+        if "labels" in r:
+            out.print(f"{r['input']}: [bold]{', '.join(map(str, r['labels'])) or '(none)'}[/]", highlight=False)
+        elif "entities" in r:
             ents = ", ".join(f"{e['text']} [{e['label']}] {e['start']}-{e['end']}" for e in r["entities"]) or "(none)"
             out.print(f"{r['input']}: {ents}", highlight=False)
         else:
