@@ -186,3 +186,103 @@ def helpers() -> Any:
         class_names=CLASS_NAMES,
         backbone=TINY_BACKBONE,
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# text: tiny random transformers (MiniLM's tokenizer, offline) and tiny learnable text / token data
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def text_helpers() -> Any:
+    """Tiny text models and data: ``bert``/``gpt2`` configs, ``sentiment``, ``tagged``, ``write_conll``, ``tiny``.
+
+    The configs build random 2-layer transformers (32-d) with MiniLM's tokenizer (``backbone="minilm"``), so
+    nothing is downloaded. ``tiny(kind, strategy, token=False, **params)`` returns an unfitted
+    :class:`graft.TextClassifier` (or :class:`graft.TokenClassifier` with ``token=True``) on CPU.
+    """
+    from types import SimpleNamespace
+
+    bert = {
+        "model_type": "bert",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 30522,
+    }
+    gpt2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "vocab_size": 30522, "n_positions": 256}
+    positive = ("good", "great", "excellent", "wonderful", "happy", "love", "superb", "nice")
+    negative = ("bad", "awful", "terrible", "horrible", "sad", "hate", "poor", "nasty")
+    filler = ("the", "movie", "was", "really", "quite", "film", "plot", "acting", "story", "very")
+
+    def sentiment(n: int = 40, seed: int = 0) -> tuple[list[str], list[str]]:
+        """``n`` short sentences, alternately negative/positive: three filler words and one sentiment word."""
+        rng = np.random.default_rng(seed)
+        texts, labels = [], []
+        for i in range(n):
+            pos = i % 2 == 1
+            words = [str(w) for w in rng.choice(filler, 3)] + [str(rng.choice(positive if pos else negative))]
+            rng.shuffle(words)
+            texts.append(" ".join(words))
+            labels.append("pos" if pos else "neg")
+        return texts, labels
+
+    people = (("Angela", "Merkel"), ("John", "Smith"), ("Maria", "Garcia"), ("Pedro", "Lopez"))
+    places = ("Paris", "Berlin", "London", "Madrid", "Rome", "Vienna")
+    verbs = ("visited", "left", "saw", "loved")
+
+    def tagged(n: int = 24, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
+        """``n`` sentences, alternately "<First> <Last> <verb> <Place> yesterday ." and
+        "Yesterday <Place> welcomed <First> <Last> .", with IOB2 tags PER/LOC."""
+        rng = np.random.default_rng(seed)
+        sentences, tags = [], []
+        for i in range(n):
+            first, last = people[int(rng.integers(len(people)))]
+            place, verb = places[int(rng.integers(len(places)))], verbs[int(rng.integers(len(verbs)))]
+            if i % 2 == 0:
+                sentences.append([first, last, verb, place, "yesterday", "."])
+                tags.append(["B-PER", "I-PER", "O", "B-LOC", "O", "O"])
+            else:
+                sentences.append(["Yesterday", place, "welcomed", first, last, "."])
+                tags.append(["O", "B-LOC", "O", "B-PER", "I-PER", "O"])
+        return sentences, tags
+
+    def write_conll(path: Path, sentences: list[list[str]], tags: list[list[str]], *, iob1: bool = True) -> Path:
+        """A CoNLL-2003 style file (``token POS chunk tag``, -DOCSTART-); IOB1 tags (``I-`` starts entities)."""
+        lines = ["-DOCSTART- -X- -X- O", ""]
+        for words, seq in zip(sentences, tags):
+            for w, t in zip(words, seq):
+                if iob1 and t.startswith("B-"):
+                    t = "I-" + t[2:]  # no two same-type entities touch here, so IOB1 has no B- at all
+                lines.append(f"{w} NNP I-NP {t}")
+            lines.append("")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def tiny(kind: str = "bert", strategy: Any = "feature-extraction", *, token: bool = False, **params: Any) -> Any:
+        import graft
+
+        settings: dict[str, Any] = {
+            "backbone_config": {"bert": bert, "gpt2": gpt2}[kind],
+            "max_length": 32,
+            "batch_size": 8,
+            "device": "cpu",
+            "cache": False,
+            "verbose": False,
+        }
+        settings.update(params)
+        cls = graft.TokenClassifier if token else graft.TextClassifier
+        return cls("minilm", strategy, **settings)
+
+    return SimpleNamespace(
+        bert=bert,
+        gpt2=gpt2,
+        sentiment=sentiment,
+        tagged=tagged,
+        write_conll=write_conll,
+        tiny=tiny,
+        people=people,
+        places=places,
+    )

@@ -297,7 +297,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         on_epoch_end: Callable[[int, dict[str, Any]], None],
     ) -> LoopResult:
         config = self._config(strategy, features=True)
-        config.device = "cpu"  # a linear head on cached features: moving it to an accelerator costs more
         yt = torch.from_numpy(y_train)
         evaluate = None
         if f_val is not None and y_val is not None:

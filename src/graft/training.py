@@ -128,8 +128,13 @@ def make_accelerator(config: TrainConfig) -> Any:
     device = resolve_device(config.device)
     mp = _mixed_precision(config.precision, device)
     state = AcceleratorState._shared_state
-    if state and (state.get("_mixed_precision") != mp) and state.get("num_processes", 1) == 1:
-        AcceleratorState._reset_state(reset_partial_state=False)
+    if state and state.get("num_processes", 1) == 1:
+        # one process: a later fit may ask for another device or precision than an earlier one in this process
+        current = state.get("device")
+        wanted = torch.device(device)
+        same_device = current is not None and current.type == wanted.type
+        if state.get("_mixed_precision") != mp or not same_device:
+            AcceleratorState._reset_state(reset_partial_state=True)
     return Accelerator(
         cpu=device == "cpu",
         mixed_precision=mp,
@@ -363,6 +368,9 @@ def run_loop(
     result.seconds = time.perf_counter() - t_start
     if config.verbose and not config.log_epochs and result.history:
         _print_epoch(f"{phase} ({len(result.history)} epochs, {result.seconds:.1f}s) best", result.best, False)
+    # drop the mixed-precision forward wrapper that prepare() installed: inference after training runs in the same
+    # precision as a model loaded from its bundle
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     accelerator.free_memory()
     return result
 
