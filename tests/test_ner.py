@@ -99,7 +99,8 @@ def test_make_windows_cuts_long_sentences_at_word_boundaries(tokenizer: Any) -> 
 
 
 def test_make_windows_overlap_and_owned_middle(tokenizer: Any) -> None:
-    words = "the cat sat on the mat and then the dog ran to the park with a ball".split()
+    words = ["the", "cat", "sat", "on", "the", "mat", "and", "then", "the", "dog", "ran", "to", "the", "park"]
+    words += ["with", "a", "ball"]
     assert all(len(_pieces(tokenizer, w)) == 1 for w in words)
     windows = make_windows(tokenizer, [words], max_length=10)  # 8 words per window, stride 2
     assert [(w.start, w.end) for w in windows] == [(0, 8), (6, 14), (12, 17)]
@@ -226,9 +227,7 @@ MAX_LENGTH = 6  # 4 sub-tokens per window: every 6-word training sentence needs 
 def tagger(request: pytest.FixtureRequest, text_helpers: Any) -> SimpleNamespace:
     name = request.param
     X, Y = text_helpers.tagged(24, seed=0)
-    clf = text_helpers.tiny(
-        "bert", name, token=True, max_length=MAX_LENGTH, **_SETTINGS.get(name, _DEFAULT_SETTINGS)
-    )
+    clf = text_helpers.tiny("bert", name, token=True, max_length=MAX_LENGTH, **_SETTINGS.get(name, _DEFAULT_SETTINGS))
     assert clf.fit(X, Y) is clf
     return SimpleNamespace(name=name, clf=clf, X=X, Y=Y)
 
@@ -297,7 +296,8 @@ def test_tagger_save_load_gives_identical_probabilities(tagger: SimpleNamespace,
         assert not np.isnan(got).any()
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert loaded.predict(X) == clf.predict(X)
-    assert loaded.predict_entities("Angela Merkel visited Paris.") == clf.predict_entities("Angela Merkel visited Paris.")
+    text = "Angela Merkel visited Paris."
+    assert loaded.predict_entities(text) == clf.predict_entities(text)
 
 
 # ------------------------------------------------------------------------------------------------------

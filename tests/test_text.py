@@ -420,9 +420,11 @@ def _write_table(path: Path, header: list[str], rows: list[list[str]], sep: str 
 
 def test_csv_with_auto_detected_columns(tmp_path: Path, text_helpers: Any) -> None:
     texts, labels = text_helpers.sentiment(30)
-    csv = _write_table(tmp_path / "reviews.csv", ["id", "review", "sentiment"], [
-        [str(i), t, lab] for i, (t, lab) in enumerate(zip(texts, labels))
-    ])
+    csv = _write_table(
+        tmp_path / "reviews.csv",
+        ["id", "review", "sentiment"],
+        [[str(i), t, lab] for i, (t, lab) in enumerate(zip(texts, labels))],
+    )
     clf = text_helpers.tiny("bert", epochs=5).fit(csv)
     assert list(clf.classes_) == ["neg", "pos"]
     assert clf.n_train_ + clf.n_val_ == 30

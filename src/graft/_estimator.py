@@ -118,6 +118,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             channels_last=self.modality == "image" and not features,
             verbose=self.verbose,
             log_epochs=not features,
+            optimizer="adamw" if features else getattr(strategy, "optimizer", "adamw"),
         )
 
     def _encode(self, labels: Sequence[Any], *, where: str) -> np.ndarray:

@@ -57,6 +57,7 @@ class TrainConfig:
         seed: seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         channels_last: NHWC memory format for convnets (faster on CPU and tensor cores).
+        optimizer: ``adamw`` or ``sgd`` (Nesterov momentum 0.9; gentler on pretrained convnets).
         verbose: progress bar and one line per epoch.
         log_epochs: with ``verbose``, print a line per epoch (else one summary line for the phase).
     """
@@ -75,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool = False
+    optimizer: str = "adamw"
     verbose: bool = True
     log_epochs: bool = True
 
@@ -89,6 +91,8 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(_SCHEDULES)}; got '{self.schedule}'.")
         if self.precision not in _PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}; got '{self.precision}'.")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'sgd'; got '{self.optimizer}'.")
         if not self.monitor.startswith("val_"):
             raise ConfigError(
                 f"monitor must name a validation metric such as 'val_accuracy' or 'val_loss'; got '{self.monitor}'."
@@ -242,7 +246,10 @@ def run_loop(
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     groups = [g for g in param_groups if g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
         train_set,

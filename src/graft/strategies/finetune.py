@@ -43,6 +43,8 @@ class FineTune(Strategy):
         freeze_bn: keep every BatchNorm layer's running statistics at their pretrained values (default, as
             Keras recommends for fine-tuning; on small datasets batch statistics are noisy and updating them
             cost 3-5 points on ants/bees). Set ``False`` for large datasets far from the pretraining domain.
+        optimizer: ``adamw`` or ``sgd`` (Nesterov momentum; its updates scale with the gradient, so weights the
+            task barely needs stay near their pretrained values).
 
     Example:
         >>> graft.ImageClassifier(strategy=FineTune(freeze_epochs=1, lr_decay=0.7))  # doctest: +SKIP
@@ -63,6 +65,7 @@ class FineTune(Strategy):
         label_smoothing: float = 0.1,
         dropout: float = 0.1,
         freeze_bn: bool = True,
+        optimizer: str = "adamw",
     ) -> None:
         self.head_warmup = head_warmup
         self.freeze_epochs = freeze_epochs
@@ -71,6 +74,7 @@ class FineTune(Strategy):
         self.label_smoothing = label_smoothing
         self.dropout = dropout
         self.freeze_bn = freeze_bn
+        self.optimizer = optimizer
 
     def validate(self) -> None:
         if not 0.0 < self.lr_decay <= 1.0:
