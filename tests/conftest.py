@@ -265,7 +265,7 @@ def text_helpers() -> Any:
         import graft
 
         settings: dict[str, Any] = {
-            "backbone_config": {"bert": bert, "gpt2": gpt2}[kind],
+            "backbone_config": dict({"bert": bert, "gpt2": gpt2}[kind]),
             "max_length": 32,
             "batch_size": 8,
             "device": "cpu",

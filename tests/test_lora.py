@@ -117,11 +117,6 @@ def test_default_targets_of_transformers(text_helpers: Any) -> None:
     assert sum(".layer.0." in n for n in names) == 6, "q, k, v, attention output, intermediate, output"
 
 
-@pytest.mark.xfail(
-    reason="BUG: default_target_modules only skips a module whose *own* name contains 'pooler'; BERT's pooler "
-    "Linear is 'pooler.dense', so it gets (useless, never-trained) adapters",
-    strict=True,
-)
 def test_default_targets_skip_the_bert_pooler(text_helpers: Any) -> None:
     from transformers import AutoConfig, AutoModel
 

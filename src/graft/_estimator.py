@@ -401,7 +401,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (same type as the training labels)."""
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # checks the model is fitted first
+        return self.classes_[proba.argmax(1)]
 
     def _score_split(self, data: FitData, features: torch.Tensor | None = None) -> dict[str, Any]:
         """Metrics of ``data``; ``features`` (frozen-backbone embeddings of it) spare the backbone pass."""

@@ -245,8 +245,23 @@ class TokenClassifier(TextClassifier):
                 found[i] = fresh[j]
                 cache.put_many([data.hashes[i]], fresh[j][None])
         feats = np.concatenate([np.asarray(f).reshape(len(data.items.tokens[i]), -1) for i, f in enumerate(found)])
+        # the head phase scores validation words with entity F1: remember how words split into sentences
+        self._head_lengths = [len(t) for t in data.items.tokens]
         y = np.concatenate(list(data.y)) if data.y is not None else np.zeros(0, np.int64)  # type: ignore[arg-type]
         return torch.from_numpy(feats.astype(np.float32)), y
+
+    def _logit_metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Head phase: word logits of the validation split (flattened) → loss, entity P/R/F1, token accuracy."""
+        out = {"val_loss": float(token_loss(logits, y)), "val_accuracy": float((logits.argmax(-1) == y).float().mean())}
+        lengths = getattr(self, "_head_lengths", None)
+        if lengths is not None and sum(lengths) == len(y):
+            bounds = np.cumsum([0] + lengths)
+            z, yy = logits.numpy(), y.numpy()
+            pred, _ = self._decode([z[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            true = [[str(self.classes_[k]) for k in yy[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+            m = entity_metrics(true, pred)
+            out.update(val_f1=m["f1"], val_precision=m["precision"], val_recall=m["recall"])
+        return out
 
     def _word_logits(self, data: FitData, autocast: Callable[[], Any] | None = None) -> list[np.ndarray]:
         return self._word_outputs(self.model_, data, autocast=autocast)

@@ -334,7 +334,7 @@ def run_loop(
             logs["train_samples_per_s"] = round(count / max(train_seconds, 1e-9), 2)
             improved = _better(logs, result.best, config.monitor)
             if improved:
-                result.best = {k: v for k, v in logs.items() if isinstance(v, float)}
+                result.best = {k: v for k, v in logs.items() if k.startswith(("val_", "train_loss"))}
                 result.best_epoch = epoch + 1
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrapped.state_dict().items()}
                 bad_epochs = 0

@@ -51,7 +51,7 @@ class FineTune(Strategy):
     """
 
     name: ClassVar[str] = "fine-tune"
-    default_epochs: ClassVar[int] = 10
+    default_epochs: ClassVar[int] = 6
     default_lr: ClassVar[float] = 3e-4
     default_lrs: ClassVar[dict[str, float]] = {"image": 3e-4, "text": 1e-4}
 

@@ -24,7 +24,7 @@ def default_target_modules(module: nn.Module) -> list[str]:
     """Full names of the layers to adapt: linear layers and 1x1 stride-1 convolutions, minus any output head."""
     names = []
     for name, m in module.named_modules():
-        if not name or any(k in name.split(".")[-1] for k in ("classifier", "lm_head", "pooler")):
+        if not name or any(k in part for part in name.split(".") for k in ("classifier", "lm_head", "pooler")):
             continue
         if (
             type(m) is nn.Linear
@@ -100,8 +100,14 @@ class LoRA(Strategy):
             raise ConfigError(
                 f"LoRA found no linear or 1x1 conv layers in {type(target).__name__}; pass target_modules=[...]."
             )
+        conv1d = any(type(m).__name__ == "Conv1D" for n, m in target.named_modules() if n in set(targets))
         config = LoraConfig(
-            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets, bias="none"
+            fan_in_fan_out=conv1d,  # GPT-2's Conv1D stores weights transposed
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=targets,
+            bias="none",
         )
         try:
             wrapper = LoraModel(target, config, "default")

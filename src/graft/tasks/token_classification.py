@@ -99,8 +99,12 @@ def make_windows(
             own_b = b if k == len(spans) - 1 else (spans[k + 1][0] + b) // 2
             plan.append((si, a, b, (own_a, own_b)))
     # second pass: each window's words, with special tokens, in one batched call
+    # truncation only ever cuts a single word longer than a whole window, which is planned alone in its window
     enc = tokenizer(
-        [list(sentences[si][a:b]) or [""] for si, a, b, _ in plan], is_split_into_words=True, truncation=False
+        [list(sentences[si][a:b]) or [""] for si, a, b, _ in plan],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
     )
     for j, (si, a, b, owned) in enumerate(plan):
         ids = list(enc["input_ids"][j])
