@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--epochs", type=int, default=None, help="fine-tune epochs (default: the strategy's)")
     ap.add_argument("--skip-finetune", action="store_true")
+    ap.add_argument("--image-size", type=int, default=None, help="input size instead of the backbone's (e.g. 288)")
     args = ap.parse_args()
     if not Path(args.data).is_dir():
         print(f"dataset folder not found: {args.data}", file=sys.stderr)
@@ -38,14 +39,14 @@ def main() -> int:
 
     import graft
 
-    print(f"data: {args.data}")
+    print(f"data: {args.data}, model {args.model}, image size {args.image_size or 'native'}")
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}")
     rows = []
 
     def run(name: str, strategy: str, **kw: object) -> None:
         t0 = time.perf_counter()
-        clf = graft.ImageClassifier(args.model, strategy, verbose=False, **kw)
+        clf = graft.ImageClassifier(args.model, strategy, verbose=False, image_size=args.image_size, **kw)
         clf.fit(args.data)
         wall = time.perf_counter() - t0
         n = clf.n_train_ + clf.n_val_

@@ -136,7 +136,10 @@ def create_hf_backbone(
         config: a config dict to build from instead of ``name``'s (tests: tiny random models).
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per model is noise in Graft's own output
     try:
         if config is not None:
             cfg_dict = dict(config)
@@ -160,6 +163,9 @@ def create_hf_backbone(
                 "filled Hugging Face cache."
             )
         ) from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if weights is not None:
         from .timm import load_state_dict_file
 
