@@ -20,7 +20,8 @@ class FeatureExtraction(Strategy):
     """Frozen backbone + new head trained on cached embeddings.
 
     Args:
-        label_smoothing: cross-entropy label smoothing for the head.
+        label_smoothing: cross-entropy label smoothing for the head (0: a plain logistic-regression probe, which
+            scored 0.811 vs 0.799 with 0.1 on SST-2 from MiniLM embeddings of 10k phrases).
         dropout: dropout on the embeddings before the head.
         tta: average each image's embedding with its horizontal flip's (one extra forward pass per image).
 
@@ -33,7 +34,7 @@ class FeatureExtraction(Strategy):
     default_epochs: ClassVar[int] = 60
     default_lr: ClassVar[float] = 3e-3
 
-    def __init__(self, *, label_smoothing: float = 0.1, dropout: float = 0.0, tta: bool = False) -> None:
+    def __init__(self, *, label_smoothing: float = 0.0, dropout: float = 0.0, tta: bool = False) -> None:
         self.label_smoothing = label_smoothing
         self.dropout = dropout
         self.tta = tta
