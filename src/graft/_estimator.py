@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from ._cache import EmbeddingCache, model_key, weights_fingerprint
 from ._utils import resolve_device, torch_threads, tune_allocator
 from .backbones.base import Backbone
 from .errors import ConfigError, DataError, GraftError
@@ -67,9 +68,34 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Read inputs; return data (``y`` unset) and the raw labels (or None)."""
         raise NotImplementedError
 
-    def _embed(self, data: FitData) -> np.ndarray:
-        """Frozen-backbone embeddings ``(N, feature_dim)`` (cached)."""
+    def _cache_key_parts(self) -> dict[str, Any]:
+        """What, besides the backbone's spec and weights, decides an embedding (preprocessing, tokenizer, ...)."""
         raise NotImplementedError
+
+    def _embed_missing(self, data: FitData, todo: list[int]) -> np.ndarray:
+        """Frozen-backbone embeddings of the items ``todo`` of ``data`` (not in the cache)."""
+        raise NotImplementedError
+
+    def _embedding_cache(self) -> EmbeddingCache:
+        """The embedding store of the current backbone, keyed by its spec, weights and preprocessing; made once."""
+        parts = self._cache_key_parts()
+        ident = (id(self.backbone_), self.cache, repr(sorted(parts.items())))
+        if getattr(self, "_cache_ident", None) != ident:
+            key = model_key(spec=self.backbone_.spec, weights=weights_fingerprint(self.backbone_.module), **parts)
+            self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
+        return self._cache_obj
+
+    def _embed(self, data: FitData) -> np.ndarray:
+        """Frozen-backbone embeddings ``(N, feature_dim)``, computed only for inputs missing from the cache."""
+        cache = self._embedding_cache()
+        found = cache.get_many(data.hashes)
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            fresh = self._embed_missing(data, todo)
+            cache.put_many([data.hashes[i] for i in todo], fresh)
+            for j, i in enumerate(todo):
+                found[i] = fresh[j]
+        return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
 
     def _train_dataset(self, data: FitData) -> Dataset:
         """Dataset of ``(input tensor, label)`` for image/text epochs (with augmentation)."""

@@ -13,7 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ._cache import EmbeddingCache, model_key, weights_fingerprint
 from ._estimator import FitData, TransferClassifier
 from .backbones import Backbone, create_backbone
 from .errors import ConfigError, DataError
@@ -216,30 +215,13 @@ class TextClassifier(TransferClassifier):
             data._encoded = cached  # type: ignore[attr-defined]
         return cached
 
-    def _embedding_cache(self) -> EmbeddingCache:
-        ident = (id(self.backbone_), self.cache)
-        if getattr(self, "_cache_ident", None) != ident:
-            tok = self.backbone_.tokenizer
-            key = model_key(
-                spec=self.backbone_.spec,
-                weights=weights_fingerprint(self.backbone_.module),
-                tokenizer=[type(tok).__name__, len(tok), tok.padding_side],
-                path=f"fp32-{self.task}-v1",
-            )
-            self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
-        return self._cache_obj
+    def _cache_key_parts(self) -> dict[str, Any]:
+        tok = self.backbone_.tokenizer
+        return {"tokenizer": [type(tok).__name__, len(tok), tok.padding_side], "path": f"fp32-{self.task}-v1"}
 
-    def _embed(self, data: FitData) -> np.ndarray:
-        cache = self._embedding_cache()
-        found = cache.get_many(data.hashes)
-        todo = [i for i, v in enumerate(found) if v is None]
-        if todo:
-            encoded = self._encoded(data)
-            fresh = self._forward(self.backbone_.module, [encoded[i] for i in todo], what="embedding")
-            cache.put_many([data.hashes[i] for i in todo], fresh)
-            for j, i in enumerate(todo):
-                found[i] = fresh[j]
-        return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
+    def _embed_missing(self, data: FitData, todo: list[int]) -> np.ndarray:
+        encoded = self._encoded(data)
+        return self._forward(self.backbone_.module, [encoded[i] for i in todo], what="embedding")
 
     @torch.no_grad()
     def _forward(

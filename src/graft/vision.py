@@ -14,7 +14,6 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ._cache import EmbeddingCache, model_key, weights_fingerprint
 from ._estimator import FitData, TransferClassifier
 from .backbones import Backbone, Preprocessing, create_backbone
 from .errors import DataError
@@ -234,40 +233,25 @@ class ImageClassifier(TransferClassifier):
             raise DataError(f"{what} holds no readable images.")
         return FitData(imgs, None, imgs.hashes, imgs.sources), labels
 
-    def _embedding_cache(self) -> EmbeddingCache:
-        """The embedding store of the current backbone (weights, preprocessing, TTA), made once per backbone."""
-        tta = bool(getattr(self.strategy_ if hasattr(self, "strategy_") else self._strategy(), "tta", False))
-        ident = (id(self.backbone_), tta, self.cache)
-        if getattr(self, "_cache_ident", None) != ident:
-            key = model_key(
-                spec=self.backbone_.spec,
-                weights=weights_fingerprint(self.backbone_.module),
-                pre=self._preprocessing().to_dict(),
-                tta=tta,
-                path="fp32-eval-centercrop-v1",
-            )
-            self._cache_obj, self._cache_ident = EmbeddingCache(key, enabled=self.cache), ident
-        return self._cache_obj
+    def _cache_key_parts(self) -> dict[str, Any]:
+        strategy = self.strategy_ if hasattr(self, "strategy_") else self._strategy()
+        return {
+            "pre": self._preprocessing().to_dict(),
+            "tta": bool(getattr(strategy, "tta", False)),
+            "path": "fp32-eval-centercrop-v1",
+        }
 
-    def _embed(self, data: FitData) -> np.ndarray:
+    def _embed_missing(self, data: FitData, todo: list[int]) -> np.ndarray:
         from .data.images import load_images
 
+        images = list(data.items.images)
+        missing = [i for i in todo if images[i] is None]  # skipped as cached, then gone from the cache
+        if missing:
+            redo = load_images([data.sources[i] for i in missing], short_side=self._preprocessing().resize_size)
+            for i, im in zip(missing, redo.images):
+                images[i] = im
         tta = bool(getattr(self.strategy_, "tta", False))
-        cache = self._embedding_cache()
-        found = cache.get_many(data.hashes)
-        todo = [i for i, v in enumerate(found) if v is None]
-        if todo:
-            images = list(data.items.images)
-            missing = [i for i in todo if images[i] is None]  # skipped as cached, then gone from the cache
-            if missing:
-                redo = load_images([data.sources[i] for i in missing], short_side=self._preprocessing().resize_size)
-                for i, im in zip(missing, redo.images):
-                    images[i] = im
-            fresh = self._forward_batches(self.backbone_.module, [images[i] for i in todo], tta=tta, what="embedding")
-            cache.put_many([data.hashes[i] for i in todo], fresh)
-            for j, i in enumerate(todo):
-                found[i] = fresh[j]
-        return np.stack(found).astype(np.float32)  # type: ignore[arg-type]
+        return self._forward_batches(self.backbone_.module, [images[i] for i in todo], tta=tta, what="embedding")
 
     @torch.no_grad()  # not inference_mode: the module's tensors must stay usable for training afterwards
     def _forward_batches(

@@ -175,8 +175,10 @@ def create_hf_backbone(
             raise ConfigError(f"'{weights}' does not fit '{name}': missing {list(missing)[:3]}.")
     if tokenizer.pad_token is None:  # GPT-2 and other causal LMs ship without one
         if tokenizer.eos_token is None:
-            raise ConfigError(f"The tokenizer of '{name}' has neither a padding nor an end-of-sequence token, so "
-                              "texts cannot be batched. Add one to its tokenizer_config.json (pad_token).")
+            raise ConfigError(
+                f"The tokenizer of '{name}' has neither a padding nor an end-of-sequence token, so "
+                "texts cannot be batched. Add one to its tokenizer_config.json (pad_token)."
+            )
         tokenizer.pad_token = tokenizer.eos_token
     pool = pooling or default_pooling(model.config)
     encoder = TextEncoder(model, pool)
