@@ -79,8 +79,8 @@ def models(
         out.print(", ".join(timm_rows[:200]) + (" ..." if len(timm_rows) > 200 else ""))
     else:
         out.print(
-            "Any timm model name also works (`graft models --all '*resnet*'`), with internet, a cached "
-            "download, or --weights FILE."
+            "Any timm model name (`graft models --all '*resnet*'`) or Hugging Face model id / local folder "
+            "(bert-base-uncased, gpt2) also works, with internet, a cached download, or --weights FILE."
         )
 
 

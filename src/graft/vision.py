@@ -185,6 +185,7 @@ class ImageClassifier(TransferClassifier):
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
         from .data.images import find_splits
 
+        self.skipped_: list[tuple[str, str]] = []  # unreadable inputs left out by this fit (skip_invalid)
         Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
         if _is_path_like(X) and y is None:
             splits = find_splits(X)
@@ -228,7 +229,8 @@ class ImageClassifier(TransferClassifier):
                 f"(first: {imgs.skipped[0][0]}: {imgs.skipped[0][1]})",
                 stacklevel=3,
             )
-        self.skipped_ = getattr(self, "skipped_", []) + list(imgs.skipped)
+        if what != "input":
+            self.skipped_ = getattr(self, "skipped_", []) + list(imgs.skipped)
         if len(imgs) == 0:
             raise DataError(f"{what} holds no readable images.")
         return FitData(imgs, None, imgs.hashes, imgs.sources), labels
