@@ -15,7 +15,9 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
-def check_pair(f_s: torch.Tensor, f_t: torch.Tensor, min_rows: int = 1, names: tuple[str, str] = ("f_s", "f_t")) -> None:
+def check_pair(
+    f_s: torch.Tensor, f_t: torch.Tensor, min_rows: int = 1, names: tuple[str, str] = ("f_s", "f_t")
+) -> None:
     """Both ``(N, F)`` with the same ``F`` and at least ``min_rows`` rows each."""
     for name, f in zip(names, (f_s, f_t)):
         if f.dim() != 2:
