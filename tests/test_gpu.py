@@ -27,14 +27,29 @@ def _tokenizer_source() -> str:
     return "minilm"
 
 
-TINY_BERT = {"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "intermediate_size": 128, "vocab_size": 30522}
+TINY_BERT = {
+    "model_type": "bert",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 30522,
+}
 
 
 def test_image_finetune_bf16_on_cuda(helpers: Any, tmp_path: Path) -> None:
     X, y = helpers.color_arrays(n_per_class=12, n_classes=2)
-    clf = graft.ImageClassifier("test_efficientnet", "fine-tune", pretrained=False, image_size=64, epochs=3,
-                                batch_size=8, device="cuda", precision="auto", lr=3e-3)
+    clf = graft.ImageClassifier(
+        "test_efficientnet",
+        "fine-tune",
+        pretrained=False,
+        image_size=64,
+        epochs=3,
+        batch_size=8,
+        device="cuda",
+        precision="auto",
+        lr=3e-3,
+    )
     clf.fit(X, y)
     assert next(clf.model_.parameters()).device.type == "cuda"
     losses = [h["train_loss"] for h in clf.history_ if h["phase"] == "fine-tune"]
@@ -47,12 +62,21 @@ def test_image_finetune_bf16_on_cuda(helpers: Any, tmp_path: Path) -> None:
 
 
 def test_text_finetune_and_lora_on_cuda(tmp_path: Path) -> None:
-    texts = ["good fun film", "great acting", "loved it", "superb story", "bad plot", "awful acting",
-             "boring film", "terrible story"] * 4
+    texts = [
+        "good fun film",
+        "great acting",
+        "loved it",
+        "superb story",
+        "bad plot",
+        "awful acting",
+        "boring film",
+        "terrible story",
+    ] * 4
     y = [1, 1, 1, 1, 0, 0, 0, 0] * 4
     for strategy in ("fine-tune", "lora"):
-        clf = graft.TextClassifier(_tokenizer_source(), strategy, backbone_config=TINY_BERT, epochs=4, lr=3e-3,
-                                   device="cuda", batch_size=8)
+        clf = graft.TextClassifier(
+            _tokenizer_source(), strategy, backbone_config=TINY_BERT, epochs=4, lr=3e-3, device="cuda", batch_size=8
+        )
         clf.fit(texts, y)
         assert next(clf.model_.parameters()).device.type == "cuda"
         losses = [h["train_loss"] for h in clf.history_ if h["phase"] == strategy]

@@ -20,7 +20,7 @@ from graft.errors import BundleError, ConfigError, GraftError, TrainingError
 from graft.strategies import FineTune
 from graft.training import TrainConfig, run_loop
 
-_METRICS = ("train_loss", "val_loss", "val_accuracy", "lr")  # the non-timing entries of a best-metrics dict
+_METRICS = ("train_loss", "val_loss", "val_accuracy")  # the entries of a best-metrics dict
 
 
 class Interrupt(Exception):

@@ -19,6 +19,7 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DataError",
+    "EmbeddingClassifier",
     "GraftError",
     "ImageClassifier",
     "TextClassifier",
@@ -31,12 +32,14 @@ __all__ = [
 if TYPE_CHECKING:
     from . import strategies
     from .bundle import load
+    from .embedding import EmbeddingClassifier
     from .ner import TokenClassifier
     from .text import TextClassifier
     from .vision import ImageClassifier
 
 _LAZY = {
     "TextClassifier": ("text", "TextClassifier"),
+    "EmbeddingClassifier": ("embedding", "EmbeddingClassifier"),
     "TokenClassifier": ("ner", "TokenClassifier"),
     "ImageClassifier": ("vision", "ImageClassifier"),
     "load": ("bundle", "load"),

@@ -183,6 +183,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         y: Any = None,
         *,
         val: Any = None,
+        target: Any = None,
         resume: bool = False,
         callbacks: Sequence[Callable[[str, int, dict[str, Any]], None]] = (),
     ) -> TransferClassifier:
@@ -193,6 +194,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             y: labels when ``X`` does not carry them.
             val: validation inputs (same forms as ``X``; a ``(X, y)`` tuple for arrays and lists). Without it, a
                 folder's ``val/`` split is used, else a seeded stratified ``val_fraction`` of ``X``.
+            target: unlabelled data of the domain the model will be used on (same forms as ``X``, labels
+                ignored), for domain-adaptation strategies (``dann``, ``cdan``, ``mcc``, ``coral``, ``mmd``,
+                ``adabn``, ``self-training``, ``source-only``).
             resume: continue the run in ``output_dir`` from its last checkpoint.
             callbacks: called as ``callback(phase, epoch, logs)`` after each epoch.
 
@@ -203,6 +207,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         t0 = time.perf_counter()
         strategy = self._strategy()
         strategy.validate()
+        adapting = bool(getattr(strategy, "adaptation", False))
+        if adapting and target is None:
+            raise ConfigError(
+                f"Strategy '{strategy.name}' adapts to a target domain: pass target=UNLABELLED_DATA "
+                "(CLI: --target PATH)."
+            )
+        if target is not None and not adapting:
+            raise ConfigError(
+                f"target= is for domain-adaptation strategies; '{strategy.name}' is not one. Use e.g. "
+                "strategy='dann' (see graft.strategies.list_strategies())."
+            )
         torch.manual_seed(self.seed)  # random-init backbones (pretrained=False) depend on it too
         self.backbone_ = self._build_backbone(pretrained=self.pretrained)
         # Data before the run directory: a bad file must fail before anything is written.
@@ -214,6 +229,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             if train_labels is None:
                 raise DataError("fit needs labels: give a labelled folder/CSV, or pass y.")
             val_data, val_labels = self._read(Xva, yva, what="validation data") if Xva is not None else (None, None)
+            target_data = self._read(self._target_input(target), None, what="target data")[0] if adapting else None
         finally:
             self._skip_known = False
         self.classes_ = self._label_space(train_labels, val_labels)
@@ -226,7 +242,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         run_dir = self._prepare_run_dir(resume)
         torch.manual_seed(self.seed)
         head = ClassificationHead(
-            self.backbone_.feature_dim, len(self.classes_), dropout=float(getattr(strategy, "dropout", 0.0))
+            self.backbone_.feature_dim,
+            len(self.classes_),
+            dropout=float(getattr(strategy, "dropout", 0.0)),
+            hidden=getattr(strategy, "bottleneck", None) if adapting else None,
         )
         self.model_ = TransferModel(self.backbone_.module, head)
         self.strategy_ = strategy
@@ -247,6 +266,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             f_train, y_train = self._head_features(train)
             f_val, y_val = self._head_features(val_data) if val_data is not None else (None, None)
             self.embed_seconds_ = time.perf_counter() - t_embed
+        if (strategy.features_only or strategy.head_warmup) and not adapting:
             results["head"] = self._fit_head(
                 head,
                 strategy,
@@ -258,7 +278,16 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 resume,
                 hook("head"),
             )
-        if not strategy.features_only:
+        if adapting:
+            assert target_data is not None
+            results = {}
+            f_target = self._head_features(target_data)[0]
+            self.embed_seconds_ = time.perf_counter() - t_embed
+            results[strategy.name] = self._fit_adapted(
+                strategy, f_train, y_train, f_val, y_val, f_target, run_dir, resume, hook(strategy.name)
+            )
+            self.n_target_ = len(target_data)
+        elif not strategy.features_only:
             results[strategy.name] = self._fit_backbone(strategy, train, val_data, run_dir, resume, hook(strategy.name))
         for phase, res in results.items():
             self.history_ += [{"phase": phase, **h} for h in res.history]
@@ -347,6 +376,70 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 resume=resume,
                 on_epoch_end=on_epoch_end,
             )
+
+    def _target_input(self, target: Any) -> Any:
+        """The unlabelled target data as ``_read`` takes it (a folder's splits are pooled; labels are dropped)."""
+        return target
+
+    def _fit_adapted(
+        self,
+        strategy: Strategy,
+        f_train: torch.Tensor,
+        y_train: np.ndarray,
+        f_val: torch.Tensor | None,
+        y_val: np.ndarray | None,
+        f_target: torch.Tensor,
+        run_dir: Path | None,
+        resume: bool,
+        on_epoch_end: Callable[[int, dict[str, Any]], None],
+    ) -> LoopResult:
+        """Domain adaptation on frozen embeddings: bottleneck + classifier (+ the method's modules) trained on
+        source batches paired with random target batches. Validation without target labels: the source split's
+        loss weighted by estimated target/source density ratios (IWCV, Sugiyama et al. 2007), plus the mean
+        entropy of target predictions; the best epoch is the one with the lowest weighted loss."""
+        from .strategies.adaptation import AdaptationModel
+        from .strategies.adaptation.diagnostics import domain_density_ratio
+        from .strategies.adaptation.entropy import entropy
+
+        config = self._config(strategy, features=True)
+        config.epochs = int(self.epochs if self.epochs is not None else strategy.default_epochs)
+        config.lr = float(self.lr if self.lr is not None else strategy.lr_for(self.modality))
+        head = self.model_.head
+        steps = config.epochs * max(1, len(f_train) // config.batch_size)
+        torch.manual_seed(self.seed)
+        model = AdaptationModel(head, strategy.build(head.hidden or head.in_features, len(self.classes_), steps))
+        criterion = self._criterion(strategy)
+        evaluate = None
+        if f_val is not None and y_val is not None:
+            yv = torch.from_numpy(y_val)
+            weights = torch.from_numpy(domain_density_ratio(f_train, f_target, f_val, seed=self.seed)).float()
+            self.density_ratio_range_ = (float(weights.min()), float(weights.max()))
+
+            def evaluate(m: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
+                logits = m.head(f_val.to(device)).float().cpu()
+                ce = torch.nn.functional.cross_entropy(logits, yv, reduction="none")
+                out = self._logit_metrics(logits, yv)
+                out["val_iwcv_loss"] = float((weights * ce).mean())
+                out["val_target_entropy"] = float(entropy(m.head(f_target.to(device)).float(), normalized=True).mean())
+                return out
+
+            config.monitor = strategy.monitor
+        with torch_threads(1):
+            result = run_loop(
+                model,
+                train_set=_PairedFeatures(f_train, torch.from_numpy(y_train), f_target),
+                param_groups=[{"params": list(model.parameters()), "lr": config.lr}],
+                loss_fn=functools.partial(strategy.loss, criterion=criterion),
+                config=config,
+                evaluate=evaluate,
+                run_dir=run_dir,
+                phase=strategy.name,
+                resume=resume,
+                on_epoch_end=on_epoch_end,
+            )
+        head.eval()
+        strategy.after_training(head, f_target)
+        return result
 
     def _fit_backbone(
         self,
@@ -537,3 +630,17 @@ def _json(obj: Any) -> str:
 
 
 __all__ += ["GraftError"]
+
+
+class _PairedFeatures(Dataset):
+    """Source example ``i`` with a random target example (drawn from torch's generator, re-seeded each epoch)."""
+
+    def __init__(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor) -> None:
+        self.f_s, self.y_s, self.f_t = f_s, y_s, f_t
+
+    def __len__(self) -> int:
+        return len(self.f_s)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        j = int(torch.randint(len(self.f_t), ()))
+        return self.f_s[i], self.y_s[i], self.f_t[j]

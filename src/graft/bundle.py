@@ -113,11 +113,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def _estimators() -> dict[str, type[TransferClassifier]]:
+    from .embedding import EmbeddingClassifier
     from .ner import TokenClassifier
     from .text import TextClassifier
     from .vision import ImageClassifier
 
-    return {c.task: c for c in (ImageClassifier, TextClassifier, TokenClassifier)}
+    return {c.task: c for c in (ImageClassifier, TextClassifier, TokenClassifier, EmbeddingClassifier)}
 
 
 def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferClassifier:

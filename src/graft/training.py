@@ -13,6 +13,7 @@ exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -52,8 +53,8 @@ class TrainConfig:
         warmup_fraction: share of optimizer steps spent warming up (cosine).
         max_grad_norm: gradient-norm clipping; ``None`` disables it.
         patience: stop after this many epochs without improvement of ``monitor``; ``None`` never stops.
-        monitor: a validation metric: ``val_loss`` (lower is better) or any other ``val_*`` such as
-            ``val_accuracy`` or ``val_f1`` (higher is better; ties broken by lower ``val_loss``).
+        monitor: a validation metric: ``val_*loss`` / ``val_*entropy`` (lower is better) or any other ``val_*``
+            such as ``val_accuracy`` or ``val_f1`` (higher is better; ties broken by lower ``val_loss``).
         seed: seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         channels_last: NHWC memory format for convnets (faster on CPU and tensor cores).
@@ -174,11 +175,12 @@ def _make_scheduler(
 def _better(logs: dict[str, float], best: dict[str, float], monitor: str) -> bool:
     if not best:
         return True
-    if monitor == "val_loss" or monitor not in logs:
+    if monitor not in logs:
         key = "val_loss" if "val_loss" in logs else "train_loss"
         return logs[key] < best[key]
     if logs[monitor] != best[monitor]:
-        return logs[monitor] > best[monitor]
+        lower_is_better = monitor.endswith(("loss", "entropy"))
+        return logs[monitor] < best[monitor] if lower_is_better else logs[monitor] > best[monitor]
     return logs.get("val_loss", 0.0) < best.get("val_loss", 0.0)
 
 
@@ -336,7 +338,10 @@ def run_loop(
             if improved:
                 result.best = {k: v for k, v in logs.items() if k.startswith(("val_", "train_loss"))}
                 result.best_epoch = epoch + 1
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrapped.state_dict().items()}
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v)
+                    for k, v in unwrapped.state_dict().items()
+                }
                 bad_epochs = 0
             else:
                 bad_epochs += 1

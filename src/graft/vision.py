@@ -199,7 +199,7 @@ class ImageClassifier(TransferClassifier):
 
         if _is_path_like(X) and y is None and Path(X).is_dir():
             splits = find_splits(X)
-            if what == "input":  # predict: every image under the folder, labels ignored
+            if what in ("input", "target data"):  # every image under the folder, labels ignored
                 X = [p for split in splits.values() for p in split[0]]
             else:
                 order = {"training data": ("train",), "validation data": ("val", "train")}.get(

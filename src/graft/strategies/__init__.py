@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from .adaptation import CDAN, CORAL, DAN, DANN, MCC, AdaBN, AdaptationStrategy, SelfTraining, SourceOnly
 from .base import Strategy, get_strategy, list_strategies, register_strategy, resolve_strategy
 from .feature_extraction import FeatureExtraction
 from .finetune import FineTune
 from .lora import LoRA
 
 __all__ = [
+    "AdaBN",
+    "AdaptationStrategy",
+    "CDAN",
+    "CORAL",
+    "DAN",
+    "DANN",
+    "MCC",
+    "SelfTraining",
+    "SourceOnly",
     "FeatureExtraction",
     "FineTune",
     "LoRA",

@@ -135,8 +135,13 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+def list_strategies(adaptation: bool | None = None) -> list[str]:
+    """Registered strategy names; ``adaptation=True``/``False`` keeps only domain-adaptation / supervised ones."""
+    return sorted(
+        n
+        for n, cls in _STRATEGIES.items()
+        if adaptation is None or bool(getattr(cls, "adaptation", False)) == adaptation
+    )
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -12,28 +12,46 @@ __all__ = ["ClassificationHead", "TransferModel", "classification_loss"]
 
 
 class ClassificationHead(nn.Module):
-    """Dropout + linear layer. Shape: features ``(N, in_features)`` → logits ``(N, num_classes)``."""
+    """Dropout + linear layer, optionally after a bottleneck (Linear → BatchNorm → ReLU).
 
-    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0) -> None:
+    The bottleneck gives domain adaptation a trainable feature space on top of a frozen backbone.
+    Shape: features ``(N, in_features)`` → logits ``(N, num_classes)``; :meth:`features` returns the bottleneck
+    output ``(N, hidden)`` (or the input when there is none).
+    """
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0, hidden: int | None = None) -> None:
         super().__init__()
-        self.in_features, self.num_classes, self.dropout_p = in_features, num_classes, dropout
+        self.in_features, self.num_classes, self.dropout_p, self.hidden = in_features, num_classes, dropout, hidden
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_features, num_classes)
+        self.bottleneck = (
+            nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU()) if hidden else None
+        )
+        self.fc = nn.Linear(hidden or in_features, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bottleneck(x) if self.bottleneck is not None else x
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(features))
+        return self.fc(self.dropout(self.features(features)))
 
     def config(self) -> dict[str, Any]:
         return {
-            "type": "linear",
+            "type": "linear" if self.hidden is None else "bottleneck",
             "in_features": self.in_features,
             "num_classes": self.num_classes,
             "dropout": self.dropout_p,
+            "hidden": self.hidden,
         }
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> ClassificationHead:
-        return cls(int(cfg["in_features"]), int(cfg["num_classes"]), float(cfg.get("dropout", 0.0)))
+        hidden = cfg.get("hidden")
+        return cls(
+            int(cfg["in_features"]),
+            int(cfg["num_classes"]),
+            float(cfg.get("dropout", 0.0)),
+            None if hidden is None else int(hidden),
+        )
 
 
 class TransferModel(nn.Module):

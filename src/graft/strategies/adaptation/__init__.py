@@ -18,18 +18,29 @@ combines them with the source classification loss. ``f_s``/``f_t`` are source/ta
 
 from __future__ import annotations
 
-from .adabn import adapt_batchnorm, batchnorm_layers
-from .cdan import ConditionalDomainAdversarialLoss, MultiLinearMap, RandomizedMultiLinearMap
-from .coral import CorrelationAlignmentLoss, covariance
-from .dann import DomainAdversarialLoss, DomainDiscriminator, domain_bce
+from .adabn import AdaBN, SourceOnly, adapt_batchnorm, batchnorm_layers
+from .base import AdaptationModel, AdaptationStrategy
+from .cdan import CDAN, ConditionalDomainAdversarialLoss, MultiLinearMap, RandomizedMultiLinearMap
+from .coral import CORAL, CorrelationAlignmentLoss, covariance
+from .dann import DANN, DomainAdversarialLoss, DomainDiscriminator, domain_bce
 from .diagnostics import a_distance, domain_density_ratio
 from .entropy import EntropyMinimizationLoss, entropy, entropy_of_probs, entropy_weights
 from .grl import GradientReverseFunction, GradientReverseLayer, WarmStartGradientReverseLayer, grad_reverse
-from .mcc import MinimumClassConfusionLoss
-from .mmd import GaussianKernel, MultipleKernelMaximumMeanDiscrepancy, mk_mmd, squared_distances
-from .self_training import ConfidenceThresholdPseudoLabels, pseudo_label_loss
+from .mcc import MCC, MinimumClassConfusionLoss
+from .mmd import DAN, GaussianKernel, MultipleKernelMaximumMeanDiscrepancy, mk_mmd, squared_distances
+from .self_training import ConfidenceThresholdPseudoLabels, SelfTraining, pseudo_label_loss
 
 __all__ = [
+    "AdaBN",
+    "AdaptationModel",
+    "AdaptationStrategy",
+    "CDAN",
+    "CORAL",
+    "DAN",
+    "DANN",
+    "MCC",
+    "SelfTraining",
+    "SourceOnly",
     "ConditionalDomainAdversarialLoss",
     "ConfidenceThresholdPseudoLabels",
     "CorrelationAlignmentLoss",

@@ -8,15 +8,17 @@ For Practical Domain Adaptation", ICLR 2017 workshop, arXiv:1603.04779, 2016).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...errors import ConfigError
+from ..base import register_strategy
+from .base import AdaptationStrategy
 
-__all__ = ["adapt_batchnorm", "batchnorm_layers"]
+__all__ = ["adapt_batchnorm", "batchnorm_layers", "AdaBN", "SourceOnly"]
 
 
 def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -101,3 +103,22 @@ def adapt_batchnorm(
     if n_batches == 0:
         raise ConfigError("adapt_batchnorm got no batches; the BatchNorm statistics were left unchanged.")
     return len(layers)
+
+
+@register_strategy
+class SourceOnly(AdaptationStrategy):
+    """The baseline every adaptation method is compared with: the same bottleneck and classifier, source loss only
+    (the target is read, and used only for the unsupervised validation signal)."""
+
+    name: ClassVar[str] = "source-only"
+
+
+@register_strategy
+class AdaBN(AdaptationStrategy):
+    """Adaptive BatchNorm (Li et al., 2016): train on the source only, then re-estimate every BatchNorm layer's
+    statistics on the target. No adaptation loss, no extra training."""
+
+    name: ClassVar[str] = "adabn"
+
+    def after_training(self, head: nn.Module, target_features: torch.Tensor) -> None:
+        adapt_batchnorm(head, [target_features[i : i + 256] for i in range(0, len(target_features), 256)])

@@ -11,18 +11,21 @@ Transfer-Learning-Library's ``tllib/alignment/cdan.py``.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ..base import register_strategy
 from ._common import check_pair, check_reduction
-from .dann import domain_bce
+from .base import AdaptationStrategy
+from .dann import DomainDiscriminator, domain_bce
 from .entropy import entropy_weights
 from .grl import WarmStartGradientReverseLayer
 
-__all__ = ["ConditionalDomainAdversarialLoss", "MultiLinearMap", "RandomizedMultiLinearMap"]
+__all__ = ["ConditionalDomainAdversarialLoss", "MultiLinearMap", "RandomizedMultiLinearMap", "CDAN"]
 
 
 class MultiLinearMap(nn.Module):
@@ -157,3 +160,51 @@ class ConditionalDomainAdversarialLoss(nn.Module):
             f"entropy_conditioning={self.entropy_conditioning}, randomized={self.randomized}, "
             f"reduction={self.reduction!r}"
         )
+
+
+@register_strategy
+class CDAN(AdaptationStrategy):
+    """Conditional domain-adversarial training with entropy conditioning, CDAN+E (Long et al., NeurIPS 2018): the
+    discriminator sees features x predictions (a randomized multilinear map when that is wider than 4096).
+
+    Args:
+        trade_off, bottleneck, label_smoothing, dropout: see :class:`AdaptationStrategy`.
+        entropy_conditioning: weight examples by prediction certainty (the "+E").
+        hidden: width of the discriminator's hidden layers.
+    """
+
+    name: ClassVar[str] = "cdan"
+
+    def __init__(
+        self,
+        *,
+        trade_off: float = 1.0,
+        bottleneck: int = 256,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        entropy_conditioning: bool = True,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        self.entropy_conditioning = entropy_conditioning
+        self.hidden = hidden
+
+    def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:
+        randomized = features * num_classes > 4096
+        width = 1024 if randomized else features * num_classes
+        grl = WarmStartGradientReverseLayer(alpha=10.0, lo=0.0, hi=1.0, max_iters=max(1, total_steps), auto_step=True)
+        loss = ConditionalDomainAdversarialLoss(
+            DomainDiscriminator(width, self.hidden),
+            entropy_conditioning=self.entropy_conditioning,
+            randomized=randomized,
+            num_classes=num_classes,
+            features_dim=features,
+            randomized_dim=1024,
+            grl=grl,
+        )
+        return nn.ModuleDict({"adv": loss})
+
+    def adaptation_loss(
+        self, extra: nn.ModuleDict, f_s: torch.Tensor, f_t: torch.Tensor, g_s: torch.Tensor, g_t: torch.Tensor
+    ) -> torch.Tensor:
+        return extra["adv"](g_s, f_s, g_t, f_t)

@@ -9,12 +9,16 @@ here (``include_mean=True``), and ``include_mean=False`` gives the paper's loss 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from ..base import register_strategy
 from ._common import check_pair
+from .base import AdaptationStrategy
 
-__all__ = ["CorrelationAlignmentLoss", "covariance"]
+__all__ = ["CorrelationAlignmentLoss", "covariance", "CORAL"]
 
 
 def covariance(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,3 +54,18 @@ class CorrelationAlignmentLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"include_mean={self.include_mean}"
+
+
+@register_strategy
+class CORAL(AdaptationStrategy):
+    """Deep CORAL (Sun & Saenko, ECCV-W 2016): align the means and covariances of the bottleneck features."""
+
+    name: ClassVar[str] = "coral"
+
+    def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:
+        return nn.ModuleDict({"coral": CorrelationAlignmentLoss()})
+
+    def adaptation_loss(
+        self, extra: nn.ModuleDict, f_s: torch.Tensor, f_t: torch.Tensor, g_s: torch.Tensor, g_t: torch.Tensor
+    ) -> torch.Tensor:
+        return extra["coral"](f_s, f_t)

@@ -9,15 +9,19 @@ Transfer-Learning-Library's ``tllib/alignment/dann.py``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ..base import register_strategy
 from ._common import check_pair, check_reduction, check_weights
+from .base import AdaptationStrategy
 from .grl import WarmStartGradientReverseLayer
 
-__all__ = ["DomainDiscriminator", "DomainAdversarialLoss", "domain_bce"]
+__all__ = ["DomainDiscriminator", "DomainAdversarialLoss", "domain_bce", "DANN"]
 
 
 class DomainDiscriminator(nn.Sequential):
@@ -139,3 +143,37 @@ class DomainAdversarialLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
+
+
+@register_strategy
+class DANN(AdaptationStrategy):
+    """Domain-adversarial training (Ganin & Lempitsky, ICML 2015): a domain discriminator on the bottleneck
+    features, trained through a gradient reversal layer whose coefficient warms up from 0 to 1 over training.
+
+    Args:
+        trade_off, bottleneck, label_smoothing, dropout: see :class:`AdaptationStrategy`.
+        hidden: width of the discriminator's hidden layers.
+    """
+
+    name: ClassVar[str] = "dann"
+
+    def __init__(
+        self,
+        *,
+        trade_off: float = 1.0,
+        bottleneck: int = 256,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        self.hidden = hidden
+
+    def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:
+        grl = WarmStartGradientReverseLayer(alpha=10.0, lo=0.0, hi=1.0, max_iters=max(1, total_steps), auto_step=True)
+        return nn.ModuleDict({"adv": DomainAdversarialLoss(DomainDiscriminator(features, self.hidden), grl=grl)})
+
+    def adaptation_loss(
+        self, extra: nn.ModuleDict, f_s: torch.Tensor, f_t: torch.Tensor, g_s: torch.Tensor, g_t: torch.Tensor
+    ) -> torch.Tensor:
+        return extra["adv"](f_s, f_t)

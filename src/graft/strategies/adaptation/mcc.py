@@ -11,15 +11,18 @@ the Transfer-Learning-Library's ``tllib/self_training/mcc.py``.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ..base import register_strategy
+from .base import AdaptationStrategy
 from .entropy import entropy_weights
 
-__all__ = ["MinimumClassConfusionLoss"]
+__all__ = ["MinimumClassConfusionLoss", "MCC"]
 
 
 class MinimumClassConfusionLoss(nn.Module):
@@ -50,3 +53,35 @@ class MinimumClassConfusionLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
+
+
+@register_strategy
+class MCC(AdaptationStrategy):
+    """Minimum class confusion (Jin et al., ECCV 2020) on target predictions.
+
+    Args:
+        trade_off, bottleneck, label_smoothing, dropout: see :class:`AdaptationStrategy`.
+        temperature: probability temperature of the confusion matrix.
+    """
+
+    name: ClassVar[str] = "mcc"
+
+    def __init__(
+        self,
+        *,
+        trade_off: float = 1.0,
+        bottleneck: int = 256,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        temperature: float = 2.5,
+    ) -> None:
+        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        self.temperature = temperature
+
+    def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:
+        return nn.ModuleDict({"mcc": MinimumClassConfusionLoss(self.temperature)})
+
+    def adaptation_loss(
+        self, extra: nn.ModuleDict, f_s: torch.Tensor, f_t: torch.Tensor, g_s: torch.Tensor, g_t: torch.Tensor
+    ) -> torch.Tensor:
+        return extra["mcc"](g_t)

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ..base import register_strategy
 from ._common import check_pair
+from .base import AdaptationStrategy
 
-__all__ = ["GaussianKernel", "MultipleKernelMaximumMeanDiscrepancy", "mk_mmd", "squared_distances"]
+__all__ = ["GaussianKernel", "MultipleKernelMaximumMeanDiscrepancy", "mk_mmd", "squared_distances", "DAN"]
 
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
@@ -144,3 +147,15 @@ def mk_mmd(f_s: torch.Tensor, f_t: torch.Tensor, n_kernels: int = 5, linear: boo
         raise ConfigError(f"mk_mmd n_kernels must be >= 1; got {n_kernels}.")
     kernels = [GaussianKernel(alpha=2.0**k) for k in range(-3, -3 + n_kernels)]
     return MultipleKernelMaximumMeanDiscrepancy(kernels, linear=linear)(f_s, f_t)
+
+
+@register_strategy
+class DAN(AdaptationStrategy):
+    """Deep adaptation network (Long et al., ICML 2015): multi-kernel MMD between the bottleneck features."""
+
+    name: ClassVar[str] = "mmd"
+
+    def adaptation_loss(
+        self, extra: nn.ModuleDict, f_s: torch.Tensor, f_t: torch.Tensor, g_s: torch.Tensor, g_t: torch.Tensor
+    ) -> torch.Tensor:
+        return mk_mmd(f_s, f_t)

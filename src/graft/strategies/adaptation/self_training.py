@@ -9,14 +9,17 @@ ICML 2013 workshops).
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ..base import register_strategy
+from .base import AdaptationStrategy
 
-__all__ = ["ConfidenceThresholdPseudoLabels", "pseudo_label_loss"]
+__all__ = ["ConfidenceThresholdPseudoLabels", "pseudo_label_loss", "SelfTraining"]
 
 
 def _check_threshold(threshold: float) -> float:
@@ -77,3 +80,44 @@ def pseudo_label_loss(
     per_sample = F.cross_entropy(logits_strong, labels, reduction="none")
     loss = torch.where(mask, per_sample, torch.zeros_like(per_sample)).mean()
     return loss, mask.float().mean()
+
+
+@register_strategy
+class SelfTraining(AdaptationStrategy):
+    """Confidence-thresholded pseudo-labels on the target, FixMatch-style (Sohn et al., NeurIPS 2020): the weak
+    view's confident predictions teach a strong view. On embeddings the strong view is the same vector with
+    feature dropout and Gaussian noise.
+
+    Args:
+        trade_off, bottleneck, label_smoothing, dropout: see :class:`AdaptationStrategy`.
+        threshold: minimum predicted probability for a pseudo-label.
+        noise: standard deviation of the strong view's Gaussian noise, relative to the features' spread.
+    """
+
+    name: ClassVar[str] = "self-training"
+
+    def __init__(
+        self,
+        *,
+        trade_off: float = 1.0,
+        bottleneck: int = 256,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        threshold: float = 0.9,
+        noise: float = 0.3,
+    ) -> None:
+        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        self.threshold = threshold
+        self.noise = noise
+
+    def loss(self, model: nn.Module, batch: Any, criterion: Any) -> dict[str, torch.Tensor]:
+        x_s, y_s, x_t = batch
+        head = model.head
+        strong = torch.nn.functional.dropout(x_t, 0.2) + self.noise * x_t.std() * torch.randn_like(x_t)
+        f = head.features(torch.cat([x_s, x_t, strong]))
+        n_s, n_t = len(x_s), len(x_t)
+        g_s = head.fc(head.dropout(f[:n_s]))
+        g_weak = head.fc(f[n_s : n_s + n_t]).detach()
+        g_strong = head.fc(f[n_s + n_t :])
+        adapt, _ = pseudo_label_loss(g_strong, g_weak, self.threshold)
+        return {"loss": criterion(g_s, y_s) + self.trade_off * adapt, "logits": g_s, "adaptation_loss": adapt.detach()}

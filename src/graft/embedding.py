@@ -1,0 +1,167 @@
+"""Classification on fixed embeddings / numeric feature vectors: :class:`EmbeddingClassifier`.
+
+The backbone is the identity: the inputs already are features (from any model, or tabular columns). This is
+the fast path of domain adaptation and of linear probing when the embeddings were computed elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._estimator import FitData, TransferClassifier
+from .backbones.base import Backbone
+from .errors import DataError
+from .strategies.base import Strategy
+
+__all__ = ["EmbeddingClassifier"]
+
+
+class _Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _Vectors:
+    """Rows of a float32 matrix (``subset`` keeps the estimator's split logic modality-free)."""
+
+    def __init__(self, X: np.ndarray) -> None:
+        self.X = X
+
+    def subset(self, idx: Any) -> _Vectors:
+        return _Vectors(self.X[list(idx)])
+
+
+class EmbeddingClassifier(TransferClassifier):
+    """A classifier on ``(N, F)`` feature vectors, with the same strategies, loop and bundle as the others.
+
+    Args:
+        strategy: ``feature-extraction`` (a linear probe) or a domain-adaptation strategy (``dann``, ``cdan``,
+            ``mcc``, ``coral``, ``mmd``, ``adabn``, ``self-training``, ``source-only``) with ``fit(..., target=)``.
+        standardize: scale each feature by the training data's mean and standard deviation (stored in the
+            bundle and applied to every input).
+        epochs, lr, batch_size, weight_decay, patience, val_fraction, seed, device, output_dir, overwrite,
+        verbose: as for :class:`graft.ImageClassifier`.
+
+    Example:
+        >>> clf = graft.EmbeddingClassifier("dann").fit(X_source, y_source, target=X_target)  # doctest: +SKIP
+    """
+
+    task: ClassVar[str] = "embedding-classification"
+    modality: ClassVar[str] = "embedding"
+
+    def __init__(
+        self,
+        strategy: str | Strategy = "feature-extraction",
+        *,
+        standardize: bool = True,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int = 64,
+        weight_decay: float = 0.01,
+        grad_accum: int = 1,
+        precision: str = "fp32",
+        schedule: str = "cosine",
+        patience: int | None = None,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        device: str = "cpu",
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        self.strategy = strategy
+        self.standardize = standardize
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.grad_accum = grad_accum
+        self.precision = precision
+        self.schedule = schedule
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.device = device
+        self.output_dir = output_dir
+        self.overwrite = overwrite
+        self.verbose = verbose
+
+    # estimator settings the shared code reads
+    backbone = "identity"
+    pretrained = True
+    cache = False
+
+    def _build_backbone(self, pretrained: bool = True) -> Backbone:
+        return Backbone(module=_Identity(), modality="embedding", feature_dim=0, spec={"source": "identity"})
+
+    def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        return X, y, Xva, yva
+
+    def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        try:
+            arr = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{what} must be numeric vectors (N, F); could not convert it ({e}).") from None
+        if arr.ndim != 2 or len(arr) == 0:
+            raise DataError(f"{what} must be a 2-D array of feature vectors (N, F); got shape {arr.shape}.")
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if len(bad):
+            raise DataError(f"{what} has NaN or infinite values in rows {bad[:10].tolist()}; impute or drop them.")
+        if self.backbone_.feature_dim == 0:
+            self.backbone_.feature_dim = arr.shape[1]
+        elif arr.shape[1] != self.backbone_.feature_dim:
+            raise DataError(f"{what} has {arr.shape[1]} features; the model expects {self.backbone_.feature_dim}.")
+        labels = None
+        if y is not None:
+            labels = [v.item() if isinstance(v, np.generic) else v for v in np.asarray(y).tolist()]
+            if len(labels) != len(arr):
+                raise DataError(f"{what}: {len(arr)} rows but {len(labels)} labels.")
+        hashes = [hashlib.blake2b(r.tobytes(), digest_size=16).hexdigest() for r in arr]
+        return FitData(_Vectors(arr), None, hashes, [f"row {i}" for i in range(len(arr))]), labels
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        if not self.standardize:
+            return X
+        return (X - self.mean_) / self.scale_
+
+    def _head_features(self, data: FitData) -> tuple[torch.Tensor, np.ndarray]:
+        return torch.from_numpy(self._scale(data.items.X).astype(np.float32)), data.y  # type: ignore[return-value]
+
+    def _label_space(self, train_labels: list[Any], val_labels: list[Any] | None) -> np.ndarray:
+        classes = super()._label_space(train_labels, val_labels)
+        return classes
+
+    def fit(self, X: Any, y: Any = None, **kwargs: Any) -> EmbeddingClassifier:  # type: ignore[override]
+        arr = np.asarray(X, dtype=np.float32) if not isinstance(X, (str, Path)) else None
+        if arr is not None and arr.ndim == 2 and len(arr):
+            self.mean_ = arr.mean(axis=0)
+            self.scale_ = np.where(arr.std(axis=0) > 1e-12, arr.std(axis=0), 1.0).astype(np.float32)
+        super().fit(X, y, **kwargs)
+        return self
+
+    def _logits(self, data: FitData) -> np.ndarray:
+        head = self.model_.head.eval()
+        with torch.no_grad():
+            return head(torch.from_numpy(self._scale(data.items.X).astype(np.float32))).float().numpy()
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"embedding": {"dim": int(self.backbone_.feature_dim)}}
+        if self.standardize:
+            extra["embedding"].update(mean=self.mean_.tolist(), scale=self.scale_.tolist())
+        return extra
+
+    def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
+        emb = manifest["embedding"]
+        if self.standardize:
+            self.mean_ = np.asarray(emb["mean"], np.float32)
+            self.scale_ = np.asarray(emb["scale"], np.float32)
+        return Backbone(
+            module=_Identity(), modality="embedding", feature_dim=int(emb["dim"]), spec={"source": "identity"}
+        )
