@@ -27,7 +27,10 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-STRATEGY_HELP = "fine-tune (default) or feature-extraction."
+STRATEGY_HELP = (
+    "fine-tune (default), feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, "
+    "adabn, self-training."
+)
 
 
 def _fail(e: Exception) -> None:
@@ -102,6 +105,9 @@ def train(
     multi_label: bool = typer.Option(False, "--multi-label", help="Texts have several labels (sigmoid outputs)."),
     label_sep: str | None = typer.Option(None, help="Separator of multi-label cells (default: guessed)."),
     strategy: str = typer.Option("fine-tune", "--strategy", "-s", help=STRATEGY_HELP),
+    target: Path | None = typer.Option(
+        None, "--target", help="Unlabelled data of the domain to adapt to (with --strategy dann, cdan, coral, ...)."
+    ),
     val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
     lr: float | None = typer.Option(None, help="Learning rate (default: the strategy's)."),
@@ -169,7 +175,12 @@ def train(
                 )
             )
             clf = cls(model or "minilm", strategy, max_length=max_length, **text_kw, **common)
-        clf.fit(str(data), val=None if val is None else str(val), resume=resume)
+        clf.fit(
+            str(data),
+            val=None if val is None else str(val),
+            target=None if target is None else str(target),
+            resume=resume,
+        )
     except GraftError as e:
         _fail(e)
     model = clf.backbone
