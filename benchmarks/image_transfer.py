@@ -40,8 +40,10 @@ def main() -> int:
     import graft
 
     print(f"data: {args.data}, model {args.model}, image size {args.image_size or 'native'}")
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}"
+    )
     rows = []
 
     def run(name: str, strategy: str, **kw: object) -> None:

@@ -51,11 +51,18 @@ def _sentiment(args: argparse.Namespace, strategy: str) -> dict[str, object]:
     pred_s = time.perf_counter() - t1
     share = getattr(clf, "trainable_share_", None)
     epochs_run = len([h for h in clf.history_ if h["phase"] != "head"])
-    return {"task": "sst2", "strategy": strategy, "n_train": len(X), "test_accuracy": round(m["accuracy"], 4),
-            "test_macro_f1": round(m["macro_f1"], 4), "fit_s": round(fit_s, 1),
-            "train_examples_per_s": round(len(X) * max(epochs_run, 1) / fit_s, 1),
-            "predict_sentences_per_s": round(len(test) / pred_s, 1), "best_epoch": clf.best_epoch_,
-            "trainable_share": None if share is None else round(share, 5)}
+    return {
+        "task": "sst2",
+        "strategy": strategy,
+        "n_train": len(X),
+        "test_accuracy": round(m["accuracy"], 4),
+        "test_macro_f1": round(m["macro_f1"], 4),
+        "fit_s": round(fit_s, 1),
+        "train_examples_per_s": round(len(X) * max(epochs_run, 1) / fit_s, 1),
+        "predict_sentences_per_s": round(len(test) / pred_s, 1),
+        "best_epoch": clf.best_epoch_,
+        "trainable_share": None if share is None else round(share, 5),
+    }
 
 
 def _ner(args: argparse.Namespace, strategy: str) -> dict[str, object]:
@@ -79,11 +86,19 @@ def _ner(args: argparse.Namespace, strategy: str) -> dict[str, object]:
     m = ner.evaluate(splits["test"])
     pred_s = time.perf_counter() - t1
     epochs_run = len([h for h in ner.history_ if h["phase"] != "head"])
-    return {"task": "conll2003", "strategy": strategy, "n_train": len(train), "test_entity_f1": round(m["f1"], 4),
-            "test_precision": round(m["precision"], 4), "test_recall": round(m["recall"], 4),
-            "fit_s": round(fit_s, 1), "train_sentences_per_s": round(len(train) * max(epochs_run, 1) / fit_s, 1),
-            "predict_sentences_per_s": round(len(splits["test"]) / pred_s, 1), "best_epoch": ner.best_epoch_,
-            "val_curve_f1": [round(h["val_f1"], 4) for h in ner.history_ if "val_f1" in h]}
+    return {
+        "task": "conll2003",
+        "strategy": strategy,
+        "n_train": len(train),
+        "test_entity_f1": round(m["f1"], 4),
+        "test_precision": round(m["precision"], 4),
+        "test_recall": round(m["recall"], 4),
+        "fit_s": round(fit_s, 1),
+        "train_sentences_per_s": round(len(train) * max(epochs_run, 1) / fit_s, 1),
+        "predict_sentences_per_s": round(len(splits["test"]) / pred_s, 1),
+        "best_epoch": ner.best_epoch_,
+        "val_curve_f1": [round(h["val_f1"], 4) for h in ner.history_ if "val_f1" in h],
+    }
 
 
 def main() -> int:
@@ -104,8 +119,7 @@ def main() -> int:
     os.environ.setdefault("GRAFT_CACHE_DIR", tempfile.mkdtemp(prefix="graft-bench-cache-"))
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}",
-          flush=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}", flush=True)
     rows = []
     for strategy in args.strategies.split(","):
         if args.task in ("sentiment", "both"):
@@ -125,8 +139,10 @@ def main() -> int:
     for r in rows:
         score = r.get("test_accuracy", r.get("test_entity_f1"))
         rate = r.get("train_examples_per_s", r.get("train_sentences_per_s"))
-        print(f"{r['task']:10s} {r['strategy']:20s} {r['n_train']:8d} {score:7.4f} {r['fit_s']:8.1f} {rate:8.1f} "
-              f"{r['predict_sentences_per_s']:8.1f}")
+        print(
+            f"{r['task']:10s} {r['strategy']:20s} {r['n_train']:8d} {score:7.4f} {r['fit_s']:8.1f} {rate:8.1f} "
+            f"{r['predict_sentences_per_s']:8.1f}"
+        )
     print("score: SST-2 test (GLUE dev) accuracy; CoNLL eng.testb entity F1 (strict IOB2, micro)")
     return 0
 
