@@ -8,7 +8,6 @@ read inputs, embed them with the frozen backbone, batch them for training and sc
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from torch.utils.data import Dataset, TensorDataset
 from ._cache import EmbeddingCache, model_key, weights_fingerprint
 from ._utils import resolve_device, torch_threads, tune_allocator
 from .backbones.base import Backbone
-from .errors import ConfigError, DataError, GraftError
+from .errors import ConfigError, DataError
 from .strategies.base import Strategy, resolve_strategy
 from .tasks.classification import ClassificationHead, TransferModel, classification_loss
 from .training import LoopResult, TrainConfig, run_loop
@@ -623,13 +622,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, default=str)
-
-
-__all__ += ["GraftError"]
 
 
 class _PairedFeatures(Dataset):
