@@ -19,7 +19,8 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from graft.data.text import _decode_utf8, _listing, _read_bytes
+from graft.data._tables import _decode_utf8, _read_bytes
+from graft.data.text import _listing
 from graft.errors import ConfigError, DataError, did_you_mean
 
 __all__ = [
