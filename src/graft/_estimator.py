@@ -352,6 +352,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         on_epoch_end: Callable[[int, dict[str, Any]], None],
     ) -> LoopResult:
         config = self._config(strategy, features=True)
+        # at most ~500 steps an epoch: token-level heads see hundreds of thousands of rows
+        config.batch_size = max(config.batch_size, -(-len(f_train) // 500))
         yt = torch.from_numpy(y_train)
         evaluate = None
         if f_val is not None and y_val is not None:
