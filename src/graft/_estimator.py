@@ -35,6 +35,13 @@ _HEAD_EPOCHS = 60
 _HEAD_LR = 3e-3
 
 
+def _split_val(val: Any) -> tuple[Any, Any]:
+    """``fit(val=...)``: inputs alone, or an ``(X, y)`` tuple for arrays and lists."""
+    if val is None:
+        return None, None
+    return val if isinstance(val, tuple) else (val, None)
+
+
 class FitData:
     """Inputs read for one split: ``items`` (modality-specific), encoded labels ``y`` and content hashes."""
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._estimator import FitData, TransferClassifier
+from ._estimator import FitData, TransferClassifier, _split_val
 from .backbones.base import Backbone
 from .errors import DataError
 from .strategies.base import Strategy
@@ -101,7 +101,7 @@ class EmbeddingClassifier(TransferClassifier):
         return Backbone(module=_Identity(), modality="embedding", feature_dim=0, spec={"source": "identity"})
 
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
-        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        Xva, yva = _split_val(val)
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
@@ -133,10 +133,6 @@ class EmbeddingClassifier(TransferClassifier):
 
     def _head_features(self, data: FitData) -> tuple[torch.Tensor, np.ndarray]:
         return torch.from_numpy(self._scale(data.items.X).astype(np.float32)), data.y  # type: ignore[return-value]
-
-    def _label_space(self, train_labels: list[Any], val_labels: list[Any] | None) -> np.ndarray:
-        classes = super()._label_space(train_labels, val_labels)
-        return classes
 
     def fit(self, X: Any, y: Any = None, **kwargs: Any) -> EmbeddingClassifier:  # type: ignore[override]
         arr = np.asarray(X, dtype=np.float32) if not isinstance(X, (str, Path)) else None

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ._estimator import FitData
+from ._estimator import FitData, _split_val
 from .errors import DataError
 from .strategies.base import Strategy
 from .tasks.token_classification import (
@@ -88,7 +88,7 @@ class TokenClassifier(TextClassifier):
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
         from .data.tokens import find_token_splits
 
-        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        Xva, yva = _split_val(val)
         if isinstance(X, (str, Path)) and y is None and Path(X).exists():
             splits = find_token_splits(X)
             if Xva is None and "val" in splits:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ._estimator import FitData, TransferClassifier
+from ._estimator import FitData, TransferClassifier, _split_val
 from .backbones import Backbone, create_backbone
 from .errors import ConfigError, DataError
 from .strategies.base import Strategy
@@ -179,7 +179,7 @@ class TextClassifier(TransferClassifier):
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
         from .data.text import find_text_splits
 
-        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        Xva, yva = _split_val(val)
         if isinstance(X, (str, Path)) and y is None and Path(X).exists():
             splits = find_text_splits(X, **self._read_kwargs())
             if Xva is None and "val" in splits:

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ._estimator import FitData, TransferClassifier
+from ._estimator import FitData, TransferClassifier, _split_val
 from .backbones import Backbone, Preprocessing, create_backbone
 from .errors import DataError
 from .strategies.base import Strategy
@@ -186,7 +186,7 @@ class ImageClassifier(TransferClassifier):
         from .data.images import find_splits
 
         self.skipped_: list[tuple[str, str]] = []  # unreadable inputs left out by this fit (skip_invalid)
-        Xva, yva = (val if isinstance(val, tuple) else (val, None)) if val is not None else (None, None)
+        Xva, yva = _split_val(val)
         if _is_path_like(X) and y is None:
             splits = find_splits(X)
             X, y = splits["train"]
