@@ -380,3 +380,81 @@ def test_deepcopy_of_config_is_independent() -> None:
     other = copy.deepcopy(config)
     other.epochs = 9
     assert config.epochs == 4 and config.to_dict()["epochs"] == 4
+
+
+# ------------------------------------------------------------------------------------------------------
+# length-grouped batches
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_length_grouped_sampler_covers_every_item_once_per_epoch_and_is_seeded() -> None:
+    from graft.training import LengthGroupedBatchSampler
+
+    lengths = list(np.random.default_rng(0).integers(1, 60, size=203))
+    s = LengthGroupedBatchSampler(lengths, 8, seed=3, mega=4)
+    batches = list(s)
+    assert len(batches) == len(s) == 26
+    assert sorted(i for b in batches for i in b) == list(range(203))
+    assert list(s) == batches, "same epoch, same order"
+    s.set_epoch(1)
+    assert list(s) != batches, "a new epoch reshuffles"
+    s2 = LengthGroupedBatchSampler(lengths, 8, seed=3, mega=4)
+    s2.set_epoch(1)
+    assert list(s2) == list(s)
+    dropped = LengthGroupedBatchSampler(lengths, 8, seed=3, drop_last=True)
+    assert len(list(dropped)) == len(dropped) == 25 and all(len(b) == 8 for b in dropped)
+
+
+def test_length_grouped_batches_pad_much_less_than_random_ones() -> None:
+    from graft.training import LengthGroupedBatchSampler
+
+    lengths = list(np.random.default_rng(1).integers(1, 60, size=2000))
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    grouped = padded(list(LengthGroupedBatchSampler(lengths, 32, seed=0)))
+    perm = np.random.default_rng(2).permutation(2000).tolist()
+    random_ = padded([perm[s : s + 32] for s in range(0, 2000, 32)])
+    assert grouped < 0.7 * random_
+    assert grouped < 1.05 * sum(lengths)
+
+
+class _SizedTensors(TensorDataset):
+    def __init__(self, *tensors: torch.Tensor, lengths: list[int]) -> None:
+        super().__init__(*tensors)
+        self.lengths = lengths
+
+
+def test_run_loop_groups_batches_by_length_and_resumes_exactly(tmp_path: Path) -> None:
+    base, Xv, yv = _problem()
+    X, y = base.tensors
+    lengths = [int(v) for v in np.random.default_rng(0).integers(1, 100, size=len(X))]
+    seen: list[list[int]] = []
+
+    def loss(model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        seen.append(batch[2].tolist())
+        return _loss(model, batch)
+
+    def run(model: nn.Module, **kw: Any) -> Any:
+        config = _config(epochs=3)
+        data = _SizedTensors(X, y, torch.arange(len(X)), lengths=lengths)
+        params = [{"params": list(model.parameters()), "lr": config.lr}]
+        return run_loop(
+            model, train_set=data, param_groups=params, loss_fn=loss, config=config, evaluate=_evaluator(Xv, yv), **kw
+        )
+
+    model_a = _model()
+    run(model_a, run_dir=tmp_path / "a")
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in seen]
+    assert max(spread) < 50, "batches hold items of similar length"
+
+    def crash(epoch: int, logs: dict[str, Any]) -> None:
+        if epoch == 0:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(_model(), run_dir=tmp_path / "b", on_epoch_end=crash)
+    model_c = _model(seed=9)
+    run(model_c, run_dir=tmp_path / "b", resume=True)
+    _assert_same_weights(model_c, model_a)

@@ -59,6 +59,7 @@ def token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: floa
 class _Windows(Dataset):
     def __init__(self, windows: list[Window], labels: list[np.ndarray]) -> None:
         self.windows, self.labels = windows, labels
+        self.lengths = [len(w.input_ids) for w in windows]  # for length-grouped batches
 
     def __len__(self) -> int:
         return len(self.windows)

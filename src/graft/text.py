@@ -57,6 +57,7 @@ class TextBatcher:
 class _EncodedTexts(Dataset):
     def __init__(self, encoded: list[dict[str, list[int]]], y: np.ndarray) -> None:
         self.encoded, self.y = encoded, y
+        self.lengths = [len(e["input_ids"]) for e in encoded]  # for length-grouped batches
 
     def __len__(self) -> int:
         return len(self.encoded)

@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from ._utils import atomic_write_bytes, seed_everything, tune_allocator
 from .errors import ConfigError, TrainingError
 
-__all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator"]
+__all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator", "LengthGroupedBatchSampler"]
 
 EvalFn = Callable[[nn.Module, torch.device, Callable[[], Any]], dict[str, float]]
 _SCHEDULES = ("cosine", "one-cycle", "constant")
@@ -61,6 +61,8 @@ class TrainConfig:
         optimizer: ``adamw`` or ``sgd`` (Nesterov momentum 0.9; gentler on pretrained convnets).
         verbose: progress bar and one line per epoch.
         log_epochs: with ``verbose``, print a line per epoch (else one summary line for the phase).
+        group_by_length: when the training set has a ``lengths`` attribute (token counts: texts, NER windows),
+            draw batches of similar length (:class:`LengthGroupedBatchSampler`) so little compute goes to padding.
     """
 
     epochs: int
@@ -80,6 +82,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     verbose: bool = True
     log_epochs: bool = True
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -204,6 +207,51 @@ def _write_metrics(run_dir: Path, phase: str, history: list[dict[str, Any]]) -> 
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Random batches of similar length, the ``group_by_length`` of ``transformers.Trainer``.
+
+    Each epoch: a seeded permutation is cut into mega-batches of ``batch_size * mega`` items, each mega-batch is
+    sorted by length and cut into batches, and the order of the batches is shuffled. Items of a batch have
+    nearly the same length (padding is small) while every epoch still sees a new random grouping. The order is
+    a function of ``seed`` and the epoch (:meth:`set_epoch`) alone, so a resumed run replays it exactly.
+
+    Args:
+        lengths: length of each item (e.g. tokens).
+        batch_size: items per batch.
+        seed: seeds the order.
+        drop_last: drop the one incomplete batch.
+        mega: mega-batch size in batches (larger: less padding, less randomness).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, *, seed: int = 0, drop_last: bool = False, mega: int = 50):
+        self.lengths, self.batch_size, self.seed, self.drop_last, self.mega = (
+            list(lengths), batch_size, seed, drop_last, mega
+        )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):  # type: ignore[override]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        size = self.batch_size * self.mega
+        order = [
+            i
+            for s in range(0, len(perm), size)
+            for i in sorted(perm[s : s + size], key=lambda k: self.lengths[k], reverse=True)
+        ]
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[b]
+
+
 def run_loop(
     model: nn.Module,
     *,
@@ -253,13 +301,19 @@ def run_loop(
     else:
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(
-        train_set,
-        batch_size=config.batch_size,
-        sampler=RandomSampler(train_set, generator=generator),
-        collate_fn=collate_fn,
-        drop_last=len(train_set) > config.batch_size,
-    )  # type: ignore[arg-type]
+    drop_last = len(train_set) > config.batch_size  # type: ignore[arg-type]
+    lengths = getattr(train_set, "lengths", None)
+    if config.group_by_length and lengths is not None:
+        batch_sampler = LengthGroupedBatchSampler(lengths, config.batch_size, seed=config.seed, drop_last=drop_last)
+        loader = DataLoader(train_set, batch_sampler=batch_sampler, collate_fn=collate_fn)
+    else:
+        loader = DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            sampler=RandomSampler(train_set, generator=generator),  # type: ignore[arg-type]
+            collate_fn=collate_fn,
+            drop_last=drop_last,
+        )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
