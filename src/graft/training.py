@@ -225,7 +225,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: list[int], batch_size: int, *, seed: int = 0, drop_last: bool = False, mega: int = 50):
         self.lengths, self.batch_size, self.seed, self.drop_last, self.mega = (
-            list(lengths), batch_size, seed, drop_last, mega
+            list(lengths),
+            batch_size,
+            seed,
+            drop_last,
+            mega,
         )
         self.epoch = 0
 
