@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .metrics import classification_metrics, format_metrics
-from .plots import plot_confusion_matrix, plot_history
+from .plots import plot_confusion_matrix, plot_domain_features, plot_history
 from .report import write_html_report
 
 __all__ = [
     "classification_metrics",
     "format_metrics",
     "plot_confusion_matrix",
+    "plot_domain_features",
     "plot_history",
     "write_html_report",
 ]

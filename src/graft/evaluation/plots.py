@@ -1,4 +1,4 @@
-"""PNG plots for evaluation reports: confusion matrix and training curves.
+"""PNG plots for evaluation reports: confusion matrix, training curves and source/target feature maps.
 
 matplotlib is imported inside the functions (never when :mod:`graft` is imported), and figures are drawn on
 an explicit Agg canvas without ``pyplot``, so plotting neither touches global backend state nor needs a
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._utils import atomic_write_bytes
-from ..errors import DataError
+from ..errors import ConfigError, DataError, did_you_mean
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_confusion_matrix", "plot_history"]
+__all__ = ["plot_confusion_matrix", "plot_domain_features", "plot_history"]
 
 _MAX_TICK_LABEL = 24
 
@@ -224,3 +224,152 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) ->
             )
     fig.tight_layout()
     return _save_png(fig, path)
+
+
+#: 2-D projections of :func:`plot_domain_features`
+PROJECTIONS: tuple[str, ...] = ("pca", "tsne")
+
+
+def _project(source: np.ndarray, target: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Project source and target features together to 2-D (one fit on both, so the domains share the axes).
+
+    Args:
+        source: Source features, shape (N_s, F).
+        target: Target features, shape (N_t, F).
+        method: ``"pca"`` or ``"tsne"``.
+        seed: Seeds the projection.
+
+    Returns:
+        The 2-D source and target points, shapes (N_s, 2) and (N_t, 2).
+    """
+    x = np.concatenate([source, target]).astype(np.float64)
+    if x.shape[1] < 2:  # a single feature: plot it against zero
+        x = np.concatenate([x, np.zeros((len(x), 2 - x.shape[1]))], axis=1)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30.0, max(1.0, (len(x) - 1) / 3.0)))
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    else:
+        from sklearn.decomposition import PCA
+
+        xy = PCA(n_components=2, random_state=seed).fit_transform(x)
+    return xy[: len(source)], xy[len(source) :]
+
+
+def plot_domain_features(
+    before_source: Any,
+    before_target: Any,
+    after_source: Any,
+    after_target: Any,
+    path: str | os.PathLike[str],
+    *,
+    source_labels: Sequence[Any] | np.ndarray | None = None,
+    a_distance_before: float | None = None,
+    a_distance_after: float | None = None,
+    method: str = "pca",
+    seed: int = 0,
+) -> Path:
+    """Draw source and target features before and after domain adaptation, side by side, as a PNG.
+
+    Each panel projects its features to 2-D (PCA by default, t-SNE with ``method="tsne"``), fitted on both
+    domains together. Source points are circles, coloured by class when ``source_labels`` is given; target points
+    (unlabelled) are grey crosses. Well-aligned domains overlap in the right panel.
+
+    Args:
+        before_source: Source features before adaptation (e.g. frozen embeddings), shape (N_s, F), a NumPy array
+            or torch tensor.
+        before_target: Target features before adaptation, shape (N_t, F).
+        after_source: Source features after adaptation (e.g. the trained bottleneck's output), shape (N_s, F').
+        after_target: Target features after adaptation, shape (N_t, F').
+        path: Destination PNG file; parent folders are created.
+        source_labels: Optional class of each source row (length N_s), for colours.
+        a_distance_before: Optional proxy A-distance shown in the left panel's title.
+        a_distance_after: Optional proxy A-distance shown in the right panel's title.
+        method: ``"pca"`` or ``"tsne"`` (slower, non-linear).
+        seed: Seeds the projection.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ConfigError: If ``method`` is unknown.
+        DataError: If a feature set is empty or not 2-D, the widths of a pair differ, or ``source_labels`` does
+            not match the source rows.
+
+    Example:
+        >>> plot_domain_features(f_s, f_t, h_s, h_t, "domain_features.png")  # doctest: +SKIP
+    """
+    if method not in PROJECTIONS:
+        raise ConfigError(
+            f"Unknown projection '{method}'.{did_you_mean(method, PROJECTIONS)} Choose from {', '.join(PROJECTIONS)}."
+        )
+    arrays = []
+    for name, value in (
+        ("before_source", before_source),
+        ("before_target", before_target),
+        ("after_source", after_source),
+        ("after_target", after_target),
+    ):
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().float().cpu().numpy()
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim != 2 or len(arr) == 0:
+            raise DataError(f"{name} must be a non-empty (N, F) feature matrix; got shape {arr.shape}.")
+        arrays.append(arr)
+    bs, bt, as_, at = arrays
+    for (s, t), stage in (((bs, bt), "before"), ((as_, at), "after")):
+        if s.shape[1] != t.shape[1]:
+            raise DataError(
+                f"source and target features {stage} adaptation differ in width: {s.shape[1]} vs {t.shape[1]}."
+            )
+    if len(bs) != len(as_) or len(bt) != len(at):
+        raise DataError(
+            f"before and after features must have the same rows: source {len(bs)} vs {len(as_)}, "
+            f"target {len(bt)} vs {len(at)}."
+        )
+    labels = None
+    if source_labels is not None:
+        labels = np.asarray([str(v) for v in np.asarray(source_labels).tolist()])
+        if len(labels) != len(bs):
+            raise DataError(f"source_labels has {len(labels)} entries for {len(bs)} source rows.")
+
+    fig = _new_figure(11.0, 5.0)
+    axes = fig.subplots(1, 2)
+    classes = [] if labels is None else sorted(set(labels.tolist()))
+    marker_size = 14 if len(bs) + len(bt) <= 1000 else 5
+    panels = (("before adaptation", bs, bt, a_distance_before), ("after adaptation", as_, at, a_distance_after))
+    for ax, (name, s, t, dist) in zip(axes, panels, strict=True):
+        ps, pt = _project(s, t, method, seed)
+        ax.scatter(pt[:, 0], pt[:, 1], s=marker_size, marker="x", c="0.55", alpha=0.6, linewidths=0.8, label="target")
+        if labels is None or len(classes) > 20:  # too many classes to tell colours apart: one colour for the source
+            ax.scatter(ps[:, 0], ps[:, 1], s=marker_size, marker="o", c="tab:blue", alpha=0.6, label="source")
+        else:
+            cmap = "tab10" if len(classes) <= 10 else "tab20"
+            for k, c in enumerate(classes):
+                m = labels == c
+                ax.scatter(
+                    ps[m, 0],
+                    ps[m, 1],
+                    s=marker_size,
+                    marker="o",
+                    color=_palette(cmap, k),
+                    alpha=0.6,
+                    label=f"source: {_plain(c, _MAX_TICK_LABEL)}",
+                )
+        title = name if dist is None or not math.isfinite(dist) else f"{name} (A-distance {dist:.2f})"
+        ax.set_title(title)
+        ax.set_xlabel(f"{method.upper() if method == 'pca' else 't-SNE'} 1")
+        ax.set_ylabel(f"{method.upper() if method == 'pca' else 't-SNE'} 2")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def _palette(name: str, index: int) -> Any:
+    """The ``index``-th colour of a qualitative matplotlib colormap."""
+    from matplotlib import colormaps
+
+    cmap = colormaps[name]
+    return cmap(index % cmap.N)
