@@ -33,6 +33,8 @@ __all__ = ["TransferClassifier", "FitData"]
 #: head fitting on cached embeddings: a cheap convex-ish problem, run to convergence
 _HEAD_EPOCHS = 60
 _HEAD_LR = 3e-3
+#: rows per domain that the adaptation diagnostics (A-distance, feature plot) look at
+_DIAG_ROWS = 2000
 
 
 def _split_val(val: Any) -> tuple[Any, Any]:
@@ -447,7 +449,49 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             )
         head.eval()
         strategy.after_training(head, f_target)
+        self.adaptation_diagnostics_ = self._adaptation_diagnostics(f_train, y_train, f_target, run_dir)
         return result
+
+    def _adaptation_diagnostics(
+        self, f_source: torch.Tensor, y_source: np.ndarray | None, f_target: torch.Tensor, run_dir: Path | None
+    ) -> dict[str, Any]:
+        """How far apart the domains are before and after adaptation: the proxy A-distance between source and
+        target frozen embeddings (the head's inputs) and between their bottleneck features (``head.features`` in
+        eval mode), on at most ``_DIAG_ROWS`` seeded rows per domain. With a run directory, ``domain_features.png``
+        shows both (PCA)."""
+        from .strategies.adaptation.diagnostics import a_distance
+
+        rng = np.random.default_rng(self.seed)
+        i_s = torch.from_numpy(np.sort(rng.permutation(len(f_source))[:_DIAG_ROWS]))
+        i_t = torch.from_numpy(np.sort(rng.permutation(len(f_target))[:_DIAG_ROWS]))
+        before_s, before_t = f_source[i_s], f_target[i_t]
+        head = self.model_.head
+        was_training = head.training
+        head.eval()
+        device = next(head.parameters()).device
+        with torch.inference_mode():
+            after_s, after_t = (head.features(f.to(device)).float().cpu() for f in (before_s, before_t))
+        head.train(was_training)
+        out: dict[str, Any] = {"a_distance_before": None, "a_distance_after": None}
+        if min(len(i_s), len(i_t)) >= 2:
+            out["a_distance_before"] = round(a_distance(before_s, before_t, seed=self.seed), 4)
+            out["a_distance_after"] = round(a_distance(after_s, after_t, seed=self.seed), 4)
+        out.update(n_source=len(i_s), n_target=len(i_t))
+        if run_dir is not None:
+            from .evaluation.plots import plot_domain_features
+
+            plot_domain_features(
+                before_s,
+                before_t,
+                after_s,
+                after_t,
+                run_dir / "domain_features.png",
+                source_labels=None if y_source is None else self.classes_[y_source[i_s.numpy()]],
+                a_distance_before=out["a_distance_before"],
+                a_distance_after=out["a_distance_after"],
+                seed=self.seed,
+            )
+        return out
 
     def _fit_backbone(
         self,
@@ -576,6 +620,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             images["Confusion matrix (validation)"] = run_dir / "confusion_matrix.png"
         if self.history_:
             images["Training curves"] = plot_history(self.history_, run_dir / "history.png")
+        if getattr(self.strategy_, "adaptation", False) and (run_dir / "domain_features.png").exists():
+            images["Source and target features"] = run_dir / "domain_features.png"
         if self.val_metrics_ is not None:
             from .evaluation.report import write_html_report
 
@@ -618,10 +664,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "best": self.best_metrics_,
             "fit_seconds": round(self.fit_seconds_, 2),
             "embed_seconds": round(getattr(self, "embed_seconds_", 0.0), 2),
+            **({"adaptation": self.adaptation_diagnostics_} if self._has_adaptation_diagnostics() else {}),
             "val": None
             if self.val_metrics_ is None
             else {k: self.val_metrics_[k] for k in self._summary_keys if k in self.val_metrics_},
         }
+
+    def _has_adaptation_diagnostics(self) -> bool:
+        """Whether ``adaptation_diagnostics_`` belongs to the current fit (a domain-adaptation strategy)."""
+        return bool(getattr(self.strategy_, "adaptation", False)) and hasattr(self, "adaptation_diagnostics_")
 
     def _device(self) -> torch.device:
         return torch.device(resolve_device(self.device))

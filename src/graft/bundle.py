@@ -77,6 +77,7 @@ def save_bundle(est: TransferClassifier, directory: str | Path) -> Path:
             "best": getattr(est, "best_metrics_", None),
             "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
             "history": getattr(est, "history_", []),
+            "adaptation": getattr(est, "adaptation_diagnostics_", None) if est._has_adaptation_diagnostics() else None,
         },
         "metrics": {"val": getattr(est, "val_metrics_", None)},
         "versions": _versions(),
@@ -170,6 +171,8 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
     est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
     est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
+    if training.get("adaptation") is not None:
+        est.adaptation_diagnostics_ = training["adaptation"]
     if "thresholds" in m:
         est.thresholds_ = np.asarray(m["thresholds"], dtype=float)
     est.manifest_ = m
