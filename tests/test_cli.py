@@ -46,7 +46,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, helpers: Any) -> tuple[Pat
 def test_help_lists_the_commands() -> None:
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "evaluate", "predict", "models", "demo"):
+    for command in ("train", "evaluate", "predict", "models", "demo", "compare-adaptation"):
         assert command in result.output
 
 
@@ -209,3 +209,100 @@ def test_graft_help_as_a_module() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "train" in proc.stdout and "predict" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------------------
+# compare-adaptation
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def domains(tmp_path_factory: pytest.TempPathFactory, helpers: Any) -> tuple[Path, Path, Path]:
+    """(labelled source, unlabelled target, labelled target test): the target's images are darker."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("domains")
+    source = helpers.write_class_folder(root / "source", n_classes=2, n_per_class=8)
+    target = helpers.write_class_folder(root / "target", n_classes=2, n_per_class=6, seed=1)
+    test = helpers.write_class_folder(root / "target_test", n_classes=2, n_per_class=4, seed=2)
+    for folder in (target, test):
+        for f in folder.rglob("*.png"):
+            Image.eval(Image.open(f), lambda v: int(v * 0.6)).save(f)
+    return source, target, test
+
+
+def _compare_args(domains: tuple[Path, Path, Path], *extra: str) -> list[str]:
+    source, target, test = domains
+    return [
+        "compare-adaptation",
+        str(source),
+        "--target",
+        str(target),
+        "--target-test",
+        str(test),
+        "--epochs",
+        "2",
+        "--image-size",
+        "32",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def test_compare_adaptation_json_reuses_the_embeddings(
+    domains: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graft.vision import ImageClassifier
+
+    embedded: list[int] = []
+    real = ImageClassifier._embed_missing
+
+    def counting(self: Any, data: Any, todo: list[int]) -> Any:
+        embedded.append(len(todo))
+        return real(self, data, todo)
+
+    monkeypatch.setattr(ImageClassifier, "_embed_missing", counting)
+    table = tmp_path / "compare.csv"
+    result = _invoke(*_compare_args(domains, "--methods", "source-only,coral", "--json", "--output", str(table)))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["method"] for r in rows] == ["source-only", "coral"]
+    for r in rows:
+        for key in ("target_accuracy", "source_val_accuracy", "val_iwcv_loss", "val_target_entropy"):
+            assert r[key] is not None and 0.0 <= r[key] < 100.0, (key, r)
+        assert 0.0 <= r["target_accuracy"] <= 1.0
+        assert 0.0 <= r["a_distance_before"] <= 2.0 and 0.0 <= r["a_distance_after"] <= 2.0
+        assert r["best_epoch"] >= 1 and r["fit_seconds"] > 0
+    assert rows[0]["a_distance_before"] == rows[1]["a_distance_before"]  # the same frozen embeddings
+    # source (16) and target (12) images go through the backbone once: the second method reads the cache
+    assert sum(embedded) == 16 + 12
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("method,target_accuracy,") and len(lines) == 3
+
+
+def test_compare_adaptation_table_and_runs(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = _invoke(*_compare_args(domains, "--methods", "source-only,mcc", "--runs", str(runs)))
+    assert result.exit_code == 0, result.output
+    text = _flat(result.stdout)
+    assert "source-only" in text and "mcc" in text and "A-dist after" in text
+    assert "lowest importance-weighted validation loss" in text
+    for method in ("source-only", "mcc"):
+        assert (runs / method / "domain_features.png").is_file()
+        assert (runs / method / "graft.json").is_file()
+
+
+def test_compare_adaptation_unknown_method_exits_2(domains: tuple[Path, Path, Path]) -> None:
+    result = _invoke(*_compare_args(domains, "--methods", "source-only,corall"))
+    assert result.exit_code == 2
+    message = _flat(result.output)
+    assert "Unknown adaptation method 'corall'" in message and "Did you mean 'coral'?" in message
+    assert "dann" in message and "Traceback" not in result.output
+
+
+def test_compare_adaptation_bad_output_extension_exits_2(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    result = _invoke(*_compare_args(domains, "--methods", "dann", "--output", str(tmp_path / "rows.txt")))
+    assert result.exit_code == 2
+    assert ".csv or .json" in _flat(result.output)
+    assert not (tmp_path / "rows.txt").exists()

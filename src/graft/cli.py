@@ -87,6 +87,53 @@ def models(
         )
 
 
+def _resolve_task(data: Path, task: str) -> str:
+    """``task``, or the task detected from ``data`` when it is ``auto``.
+
+    Raises:
+        ConfigError: if ``task`` is not a known task name.
+        DataError: if ``data`` holds nothing recognisable.
+    """
+    from graft.data import TASKS, detect_task
+
+    if task == "auto":
+        return detect_task(data)
+    if task not in TASKS:
+        from .errors import ConfigError, did_you_mean
+
+        raise ConfigError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} Choose from {', '.join(TASKS)}.")
+    return task
+
+
+def _make_estimator(
+    task: str,
+    model: str | None,
+    strategy: str,
+    *,
+    image: dict[str, Any],
+    text: dict[str, Any],
+    **common: Any,
+) -> Any:
+    """The estimator ``graft train`` builds for ``task``.
+
+    Args:
+        task: a resolved task name (see :func:`_resolve_task`).
+        model: the backbone, or None for the task's default (efficientnet_lite0 / minilm).
+        strategy: the strategy name.
+        image: options only image models take (augment, skip_invalid, image_size).
+        text: options of text models (max_length; for text classification also the column and multi-label
+            options).
+        **common: options every estimator takes (epochs, lr, seed, device, output_dir, ...).
+    """
+    import graft
+
+    if task == "image-classification":
+        return graft.ImageClassifier(model or "efficientnet_lite0", strategy, **image, **common)
+    if task == "token-classification":
+        return graft.TokenClassifier(model or "minilm", strategy, max_length=text.get("max_length", 128), **common)
+    return graft.TextClassifier(model or "minilm", strategy, **text, **common)
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(
@@ -129,15 +176,7 @@ def train(
     Example: graft train data/ants_bees -o runs/ants --strategy feature-extraction
     """
     try:
-        import graft
-        from graft.data import TASKS, detect_task
-
-        if task == "auto":
-            task = detect_task(data)
-        elif task not in TASKS:
-            from .errors import ConfigError, did_you_mean
-
-            raise ConfigError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} Choose from {', '.join(TASKS)}.")
+        task = _resolve_task(data, task)
         common = dict(
             epochs=epochs,
             lr=lr,
@@ -152,29 +191,21 @@ def train(
             overwrite=overwrite,
             verbose=not as_json,
         )
-        if task == "image-classification":
-            clf = graft.ImageClassifier(
-                model or "efficientnet_lite0",
-                strategy,
-                augment=augment,
-                skip_invalid=skip_invalid,
-                image_size=image_size,
-                **common,
-            )
-        else:
-            cls = graft.TextClassifier if task == "text-classification" else graft.TokenClassifier
-            text_kw = (
-                {}
-                if task == "token-classification"
-                else dict(
-                    text_column=text_column,
-                    text_pair_column=text_pair_column,
-                    label_column=label_column,
-                    multi_label=multi_label,
-                    label_sep=label_sep,
-                )
-            )
-            clf = cls(model or "minilm", strategy, max_length=max_length, **text_kw, **common)
+        clf = _make_estimator(
+            task,
+            model,
+            strategy,
+            image=dict(augment=augment, skip_invalid=skip_invalid, image_size=image_size),
+            text=dict(
+                max_length=max_length,
+                text_column=text_column,
+                text_pair_column=text_pair_column,
+                label_column=label_column,
+                multi_label=multi_label,
+                label_sep=label_sep,
+            ),
+            **common,
+        )
         clf.fit(
             str(data),
             val=None if val is None else str(val),
@@ -204,6 +235,183 @@ def train(
         line += f" (best epoch {summary['best_epoch']})"
     out.print(line, highlight=False)
     out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} IMAGE)")
+
+
+#: the methods ``graft compare-adaptation`` runs by default, the baseline first
+ADAPTATION_METHODS: tuple[str, ...] = ("source-only", "dann", "cdan", "mcc", "coral", "mmd", "adabn", "self-training")
+
+#: columns of ``graft compare-adaptation``: row key, table header, number format
+_COMPARE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("method", "method", "{}"),
+    ("target_accuracy", "target acc", "{:.4f}"),
+    ("source_val_accuracy", "source val acc", "{:.4f}"),
+    ("a_distance_before", "A-dist before", "{:.3f}"),
+    ("a_distance_after", "A-dist after", "{:.3f}"),
+    ("val_iwcv_loss", "IWCV loss", "{:.4f}"),
+    ("val_target_entropy", "target entropy", "{:.4f}"),
+    ("best_epoch", "best epoch", "{}"),
+    ("fit_seconds", "fit s", "{:.1f}"),
+)
+
+
+def _parse_methods(methods: str) -> list[str]:
+    """The comma-separated adaptation methods, in order, without repeats.
+
+    Raises:
+        ConfigError: for an empty list or a name that is not a domain-adaptation strategy.
+    """
+    from .errors import ConfigError, did_you_mean
+    from .strategies import list_strategies
+
+    known = list_strategies(adaptation=True)
+    names = list(dict.fromkeys(m.strip().lower().replace("_", "-") for m in methods.split(",") if m.strip()))
+    if not names:
+        raise ConfigError(f"--methods is empty. Give comma-separated names from: {', '.join(known)}.")
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"Unknown adaptation method '{name}'.{did_you_mean(name, known)} "
+                f"Choose from {', '.join(known)} (comma-separated, e.g. --methods source-only,dann,coral)."
+            )
+    return names
+
+
+def _check_table_path(path: Path | None) -> None:
+    """Fail before any training when ``--output`` cannot be written as CSV or JSON."""
+    if path is not None and path.suffix.lower() not in (".csv", ".json"):
+        from .errors import ConfigError
+
+        raise ConfigError(f"--output '{path}' must end in .csv or .json; got '{path.suffix or '(no extension)'}'.")
+
+
+def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV (one header line) or a JSON list, by the file's extension, atomically."""
+    from ._utils import atomic_write_bytes, atomic_write_json
+
+    if path.suffix.lower() == ".json":
+        atomic_write_json(path, rows)
+        return
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [c for c, _, _ in _COMPARE_COLUMNS])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+@app.command("compare-adaptation")
+def compare_adaptation(
+    source: Path = typer.Argument(..., help="Labelled source data (as for `graft train`)."),
+    target: Path = typer.Option(..., "--target", help="Unlabelled data of the domain to adapt to."),
+    target_test: Path | None = typer.Option(
+        None, "--target-test", help="Labelled target data to measure the target accuracy of each method."
+    ),
+    methods: str = typer.Option(
+        ",".join(ADAPTATION_METHODS), "--methods", help="Comma-separated domain-adaptation strategies to compare."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Backbone (see `graft models`); default efficientnet_lite0 / minilm."
+    ),
+    task: str = typer.Option("auto", help="auto, image-classification or text-classification."),
+    val: Path | None = typer.Option(None, "--val", help="Source validation folder/CSV (default: a 20% split)."),
+    epochs: int | None = typer.Option(None, help="Epochs of every method (default: each strategy's)."),
+    image_size: int | None = typer.Option(None, help="Image input size instead of the backbone's (e.g. 288)."),
+    max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated)."),
+    batch_size: int = typer.Option(32, help="Examples per step."),
+    seed: int = typer.Option(0, help="Random seed (the same for every method)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    weights: Path | None = typer.Option(None, help="Local backbone checkpoint (.safetensors or .pth)."),
+    runs: Path | None = typer.Option(
+        None, "--runs", help="Also keep each method's run (bundle, metrics, domain_features.png) in RUNS/METHOD."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing run directories under --runs."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the table to a .csv or .json file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list."),
+) -> None:
+    """Train every domain-adaptation method on SOURCE with the same --target and compare them: target accuracy
+    (with --target-test), A-distance before/after, the unsupervised selection signal at the best epoch.
+
+    The frozen embeddings are computed once (the first method) and read from the embedding cache by the others.
+
+    Example: graft compare-adaptation source/ --target target_unlabelled/ --target-test target_test/
+    --methods source-only,dann,coral
+    """
+    rows: list[dict[str, Any]] = []
+    try:
+        names = _parse_methods(methods)
+        _check_table_path(output)
+        task = _resolve_task(source, task)
+        common = dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            weights=None if weights is None else str(weights),
+            cache=True,  # later methods read the first one's embeddings
+            overwrite=overwrite,
+            verbose=False,
+        )
+        for name in names:
+            clf = _make_estimator(
+                task,
+                model,
+                name,
+                image=dict(image_size=image_size),
+                text=dict(max_length=max_length),
+                output_dir=None if runs is None else runs / name,
+                **common,
+            )
+            clf.fit(str(source), val=None if val is None else str(val), target=str(target))
+            best = clf.best_metrics_ or {}
+            diagnostics = getattr(clf, "adaptation_diagnostics_", {}) or {}
+            row: dict[str, Any] = {
+                "method": name,
+                "target_accuracy": None,
+                "source_val_accuracy": best.get("val_accuracy"),
+                "a_distance_before": diagnostics.get("a_distance_before"),
+                "a_distance_after": diagnostics.get("a_distance_after"),
+                "val_iwcv_loss": best.get("val_iwcv_loss"),
+                "val_target_entropy": best.get("val_target_entropy"),
+                "best_epoch": clf.best_epoch_,
+                "fit_seconds": round(clf.fit_seconds_, 2),
+                "embed_seconds": round(getattr(clf, "embed_seconds_", 0.0), 2),
+            }
+            if target_test is not None:
+                row["target_accuracy"] = clf.evaluate(str(target_test))["accuracy"]
+            if runs is not None:
+                row["run"] = str(runs / name)
+            rows.append(row)
+            if not as_json:
+                err.print(f"{name}: done in {row['fit_seconds']:.1f}s", highlight=False)
+        if output is not None:
+            _write_table(output, rows)
+    except GraftError as e:
+        _fail(e)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"Domain adaptation: {source} -> {target}")
+    columns = [c for c in _COMPARE_COLUMNS if c[0] != "target_accuracy" or target_test is not None]
+    for _, header, _ in columns:
+        table.add_column(header, justify="left" if header == "method" else "right")
+    for r in rows:
+        table.add_row(*(_cell(r[key], fmt) for key, _, fmt in columns))
+    out.print(table)
+    scored = [r for r in rows if r["val_iwcv_loss"] is not None]
+    if scored:
+        pick = min(scored, key=lambda r: r["val_iwcv_loss"])
+        out.print(
+            f"lowest importance-weighted validation loss (the pick without target labels): [bold]{pick['method']}[/]",
+            highlight=False,
+        )
+    if output is not None:
+        out.print(f"table: {output}")
 
 
 def _load(run: Path, device: str | None = None) -> Any:
