@@ -216,6 +216,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         strategy = self._strategy()
         strategy.validate()
         adapting = bool(getattr(strategy, "adaptation", False))
+        if getattr(strategy, "deep", False) and self.modality == "embedding":
+            raise ConfigError(
+                f"deep=True trains a backbone with the adaptation loss; {type(self).__name__} has none. Use deep=False "
+                "(adapts a head on the vectors)."
+            )
         if adapting and target is None:
             raise ConfigError(
                 f"Strategy '{strategy.name}' adapts to a target domain: pass target=UNLABELLED_DATA "
@@ -269,7 +274,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         results: dict[str, LoopResult] = {}
         f_val = None
-        if strategy.features_only or strategy.head_warmup:
+        if strategy.features_only or strategy.head_warmup or adapting:
             t_embed = time.perf_counter()
             f_train, y_train = self._head_features(train)
             f_val, y_val = self._head_features(val_data) if val_data is not None else (None, None)
@@ -291,9 +296,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             results = {}
             f_target = self._head_features(target_data)[0]
             self.embed_seconds_ = time.perf_counter() - t_embed
-            results[strategy.name] = self._fit_adapted(
-                strategy, f_train, y_train, f_val, y_val, f_target, run_dir, resume, hook(strategy.name)
+            first = "head" if strategy.deep else strategy.name  # deep: adapt the head first, as fine-tune warms up
+            results[first] = self._fit_adapted(
+                strategy, f_train, y_train, f_val, y_val, f_target, run_dir, resume, hook(first), phase=first
             )
+            if strategy.deep:
+                results[strategy.name] = self._fit_adapted_deep(
+                    strategy, train, val_data, target_data, run_dir, resume, hook(strategy.name)
+                )
             self.n_target_ = len(target_data)
         elif not strategy.features_only:
             results[strategy.name] = self._fit_backbone(strategy, train, val_data, run_dir, resume, hook(strategy.name))
@@ -402,6 +412,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         run_dir: Path | None,
         resume: bool,
         on_epoch_end: Callable[[int, dict[str, Any]], None],
+        *,
+        phase: str,
     ) -> LoopResult:
         """Domain adaptation on frozen embeddings: bottleneck + classifier (+ the method's modules) trained on
         source batches paired with random target batches. Validation without target labels: the source split's
@@ -412,18 +424,22 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from .strategies.adaptation.entropy import entropy
 
         config = self._config(strategy, features=True)
-        config.epochs = int(self.epochs if self.epochs is not None else strategy.default_epochs)
+        epochs = self.epochs if self.epochs is not None and not strategy.deep else strategy.default_epochs
+        config.epochs = int(epochs)
         config.lr = float(self.lr if self.lr is not None else strategy.lr_for(self.modality))
         head = self.model_.head
         steps = config.epochs * max(1, len(f_train) // config.batch_size)
         torch.manual_seed(self.seed)
         model = AdaptationModel(head, strategy.build(head.hidden or head.in_features, len(self.classes_), steps))
+        self._adaptation_extra = model.extra  # the deep phase goes on with the method's modules
+        self._iwcv_weights: torch.Tensor | None = None
         criterion = self._criterion(strategy)
         evaluate = None
         if f_val is not None and y_val is not None:
             yv = torch.from_numpy(y_val)
             weights = torch.from_numpy(domain_density_ratio(f_train, f_target, f_val, seed=self.seed)).float()
             self.density_ratio_range_ = (float(weights.min()), float(weights.max()))
+            self._iwcv_weights = weights
 
             def evaluate(m: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
                 logits = m.head(f_val.to(device)).float().cpu()
@@ -443,22 +459,32 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 config=config,
                 evaluate=evaluate,
                 run_dir=run_dir,
-                phase=strategy.name,
+                phase=phase,
                 resume=resume,
                 on_epoch_end=on_epoch_end,
             )
         head.eval()
-        strategy.after_training(head, f_target)
-        self.adaptation_diagnostics_ = self._adaptation_diagnostics(f_train, y_train, f_target, run_dir)
+        if not strategy.deep:
+            strategy.after_training(head, f_target)
+            self.adaptation_diagnostics_ = self._adaptation_diagnostics(f_train, y_train, f_target, run_dir)
+        else:
+            self._frozen_features = (f_train, y_train, f_target)  # "before" of the deep phase's diagnostics
         return result
 
     def _adaptation_diagnostics(
-        self, f_source: torch.Tensor, y_source: np.ndarray | None, f_target: torch.Tensor, run_dir: Path | None
+        self,
+        f_source: torch.Tensor,
+        y_source: np.ndarray | None,
+        f_target: torch.Tensor,
+        run_dir: Path | None,
+        *,
+        adapted: Callable[[list[int], list[int]], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> dict[str, Any]:
         """How far apart the domains are before and after adaptation: the proxy A-distance between source and
         target frozen embeddings (the head's inputs) and between their bottleneck features (``head.features`` in
         eval mode), on at most ``_DIAG_ROWS`` seeded rows per domain. With a run directory, ``domain_features.png``
-        shows both (PCA)."""
+        shows both (PCA). ``adapted(source_rows, target_rows)`` gives the head inputs after a deep adaptation
+        (the adapted backbone's embeddings of those rows); without it the frozen embeddings are the inputs."""
         from .strategies.adaptation.diagnostics import a_distance
 
         rng = np.random.default_rng(self.seed)
@@ -469,8 +495,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         was_training = head.training
         head.eval()
         device = next(head.parameters()).device
+        in_s, in_t = (before_s, before_t) if adapted is None else adapted(i_s.tolist(), i_t.tolist())
         with torch.inference_mode():
-            after_s, after_t = (head.features(f.to(device)).float().cpu() for f in (before_s, before_t))
+            after_s, after_t = (head.features(f.to(device)).float().cpu() for f in (in_s, in_t))
         head.train(was_training)
         out: dict[str, Any] = {"a_distance_before": None, "a_distance_after": None}
         if min(len(i_s), len(i_t)) >= 2:
@@ -492,6 +519,96 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 seed=self.seed,
             )
         return out
+
+    def _target_dataset(self, data: FitData, strategy: Strategy) -> Dataset:
+        """Training items of the unlabelled target (labels are dummies); images override it for weak/strong views."""
+        return self._train_dataset(data)
+
+    def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
+        """Logits ``(N, C)`` of ``model`` (backbone + head) on ``data``, in eval mode."""
+        raise NotImplementedError
+
+    def _fit_adapted_deep(
+        self,
+        strategy: Strategy,
+        train: FitData,
+        val_data: FitData | None,
+        target_data: FitData,
+        run_dir: Path | None,
+        resume: bool,
+        on_epoch_end: Callable[[int, dict[str, Any]], None],
+    ) -> LoopResult:
+        """Domain adaptation of backbone and head together (``deep=True``), after the head was adapted on frozen
+        embeddings: each step a source batch and a random target batch go through the backbone; the method's loss
+        acts on the bottleneck features. The epoch is picked as on the fast path (IWCV on the source validation
+        split with the density ratios estimated on the pretrained embeddings; target entropy logged)."""
+        from .strategies.adaptation import AdaptationModel, AdaptationStrategy
+        from .strategies.adaptation.entropy import entropy
+
+        config = self._config(strategy, features=False)
+        config.epochs = int(self.epochs if self.epochs is not None else strategy.deep_epochs)  # type: ignore[attr-defined]
+        head, backbone = self.model_.head, self.backbone_
+        model = AdaptationModel(head, self._adaptation_extra, backbone=backbone.module)
+        target_data.y = np.zeros(len(target_data), dtype=np.int64)
+        source_set, target_set = self._train_dataset(train), self._target_dataset(target_data, strategy)
+        rng = np.random.default_rng(self.seed)
+        probe = self._subset(target_data, sorted(rng.permutation(len(target_data))[:1000].tolist()))
+        evaluate = None
+        weights = getattr(self, "_iwcv_weights", None)
+        if val_data is not None and weights is not None:
+            yv = torch.from_numpy(val_data.y)  # type: ignore[arg-type]
+
+            def evaluate(m: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
+                logits = self._model_logits(m, val_data, autocast).float().cpu()
+                ce = torch.nn.functional.cross_entropy(logits, yv, reduction="none")
+                out = self._logit_metrics(logits, yv)
+                out["val_iwcv_loss"] = float((weights * ce).mean())
+                g_t = self._model_logits(m, probe, autocast).float()
+                out["val_target_entropy"] = float(entropy(g_t, normalized=True).mean())
+                return out
+
+            config.monitor = strategy.monitor  # type: ignore[attr-defined]
+        groups = backbone.layer_groups()
+        for p in backbone.module.parameters():
+            p.requires_grad_(True)
+        extra_params = list(model.extra.parameters())
+        base_collate = self._collate_fn() or torch.utils.data.default_collate
+
+        def collate(items: list[tuple[Any, Any]]) -> tuple[Any, Any, Any]:
+            x_s, y_s = base_collate([s for s, _ in items])
+            x_t = base_collate([t for _, t in items])[0]
+            return x_s, y_s, x_t
+
+        result = run_loop(
+            model,
+            train_set=_PairedInputs(source_set, target_set),
+            param_groups=strategy.param_groups(groups, list(head.parameters()) + extra_params, config.lr),
+            loss_fn=functools.partial(strategy.loss, criterion=self._criterion(strategy)),
+            collate_fn=collate,
+            config=config,
+            evaluate=evaluate,
+            run_dir=run_dir,
+            phase=strategy.name,
+            resume=resume,
+            on_epoch_end=on_epoch_end,
+        )
+        model.eval()
+        for p in backbone.module.parameters():
+            p.requires_grad_(False)
+        self.model_ = TransferModel(backbone.module, head)
+        if type(strategy).after_training is not AdaptationStrategy.after_training:  # e.g. AdaBN of the head
+            f_target = torch.from_numpy(self._embed_missing(target_data, list(range(len(target_data)))))
+            strategy.after_training(head, f_target)
+
+        def adapted(rows_s: list[int], rows_t: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                torch.from_numpy(self._embed_missing(train, rows_s)),
+                torch.from_numpy(self._embed_missing(target_data, rows_t)),
+            )
+
+        f_s, y_s, f_t = self._frozen_features
+        self.adaptation_diagnostics_ = self._adaptation_diagnostics(f_s, y_s, f_t, run_dir, adapted=adapted)
+        return result
 
     def _fit_backbone(
         self,
@@ -682,6 +799,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+class _PairedInputs(Dataset):
+    """Source item ``i`` (``(x, y)``) with a random target item (drawn from torch's generator, re-seeded each
+    epoch); source lengths (texts) pass through for length-grouped batches."""
+
+    def __init__(self, source: Dataset, target: Dataset) -> None:
+        self.source, self.target = source, target
+        if hasattr(source, "lengths"):
+            self.lengths = source.lengths
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        j = int(torch.randint(len(self.target), ()))  # type: ignore[arg-type]
+        return self.source[i], self.target[j]
 
 
 class _PairedFeatures(Dataset):

@@ -279,6 +279,9 @@ class TextClassifier(TransferClassifier):
     def _logits(self, data: FitData) -> np.ndarray:
         return self._forward(self.model_, self._encoded(data))
 
+    def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
+        return torch.from_numpy(self._forward(model, self._encoded(data), autocast=autocast))
+
     # ------------------------------------------------------------------ multi-label
     def _monitor(self) -> str:
         return "val_f1" if self.multi_label else self.monitor

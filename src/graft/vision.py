@@ -63,6 +63,22 @@ class _AugmentedImages(Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.y[i]
 
 
+class _TwoViews(Dataset):
+    """Unlabelled items ``((weak, strong), 0)``: two augmentations of one image (FixMatch, Sohn et al. 2020)."""
+
+    def __init__(
+        self, images: list[np.ndarray], weak: Callable[..., torch.Tensor], strong: Callable[..., torch.Tensor]
+    ):
+        self.images, self.weak, self.strong = images, weak, strong
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
+        im = Image.fromarray(self.images[i])
+        return (self.weak(im), self.strong(im)), 0
+
+
 class _CroppedImages(Dataset):
     def __init__(self, images: list[np.ndarray], y: np.ndarray, pre: Preprocessing):
         self.images, self.y, self.pre = images, torch.from_numpy(y), pre
@@ -293,26 +309,44 @@ class ImageClassifier(TransferClassifier):
         self.last_forward_rate_ = len(images) / max(time.perf_counter() - t0, 1e-9)
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-    def _transform(self) -> Callable[[Image.Image], torch.Tensor]:
+    def _transform(self, strong: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+        """The training transform; ``strong`` adds RandAugment whatever ``augment`` says (FixMatch strong view)."""
         from timm.data import create_transform
 
         pre = self._preprocessing()
-        if self.augment == "none":
+        if self.augment == "none" and not strong:
             return lambda im: center_crop_batch([np.asarray(im)], pre)[0]
         return create_transform(
             input_size=pre.input_size,
             is_training=True,
-            scale=(0.35, 1.0),
-            hflip=0.5,
+            scale=(0.35, 1.0) if self.augment != "none" else (0.8, 1.0),
+            hflip=0.5 if self.augment != "none" else 0.0,
             color_jitter=0.2,
             interpolation=pre.interpolation,
             mean=pre.mean,
             std=pre.std,
-            auto_augment="rand-m7-mstd0.5" if self.augment == "strong" else None,
+            auto_augment="rand-m9-mstd0.5" if strong else "rand-m7-mstd0.5" if self.augment == "strong" else None,
         )
 
     def _train_dataset(self, data: FitData) -> Dataset:
         return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
+
+    def _target_dataset(self, data: FitData, strategy: Strategy) -> Dataset:
+        if getattr(strategy, "name", "") == "self-training":  # FixMatch: a weak and a strong view of each image
+            return _TwoViews(data.items.images, self._transform(), self._transform(strong=True))  # type: ignore[arg-type]
+        return self._train_dataset(data)
+
+    def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
+        images, pre = data.items.images, self._preprocessing()  # type: ignore[union-attr]
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        out = []
+        with torch.no_grad(), autocast():
+            for s in range(0, len(images), 64):
+                out.append(model(center_crop_batch(images[s : s + 64], pre).to(device)).float().cpu())
+        model.train(was_training)
+        return torch.cat(out)
 
     def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
         images, y = data.items.images, torch.from_numpy(data.y)  # type: ignore[arg-type]

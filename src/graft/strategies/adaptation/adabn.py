@@ -120,5 +120,12 @@ class AdaBN(AdaptationStrategy):
 
     name: ClassVar[str] = "adabn"
 
+    def validate(self) -> None:
+        super().validate()
+        if self.deep:
+            raise ConfigError(
+                "AdaBN trains nothing on the target (it re-estimates BatchNorm statistics): use deep=False."
+            )
+
     def after_training(self, head: nn.Module, target_features: torch.Tensor) -> None:
         adapt_batchnorm(head, [target_features[i : i + 256] for i in range(0, len(target_features), 256)])

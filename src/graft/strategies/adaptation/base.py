@@ -20,13 +20,30 @@ __all__ = ["AdaptationStrategy", "AdaptationModel"]
 
 
 class AdaptationModel(nn.Module):
-    """What the loop trains: the task head (with its bottleneck) and the method's own modules (e.g. a domain
-    discriminator). Only ``head`` is kept after training."""
+    """What the loop trains: the task head (with its bottleneck), the method's own modules (e.g. a domain
+    discriminator) and, on the deep path, the backbone. Only ``backbone`` and ``head`` are kept after training.
 
-    def __init__(self, head: nn.Module, extra: nn.ModuleDict) -> None:
+    Inputs are frozen embeddings (fast path, ``backbone=None``) or backbone inputs (images ``(N, 3, H, W)``, token
+    dicts); :meth:`embed` maps them to the head's input features ``(N, F)``.
+    """
+
+    def __init__(self, head: nn.Module, extra: nn.ModuleDict, backbone: nn.Module | None = None) -> None:
         super().__init__()
         self.head = head
         self.extra = extra
+        self.backbone = backbone
+
+    def embed(self, *xs: Any) -> list[torch.Tensor]:
+        """Head-input features of each input batch. Image batches of one shape share one backbone pass."""
+        if self.backbone is None:
+            return list(xs)
+        if all(isinstance(x, torch.Tensor) for x in xs) and len({tuple(x.shape[1:]) for x in xs}) == 1:
+            out = self.backbone(torch.cat(xs))
+            return list(out.split([len(x) for x in xs]))
+        return [self.backbone(x) for x in xs]
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.head(self.embed(x)[0])
 
 
 class AdaptationStrategy(Strategy):
@@ -37,23 +54,42 @@ class AdaptationStrategy(Strategy):
         bottleneck: width of the trainable feature layer between the frozen embeddings and the classifier.
         label_smoothing: source cross-entropy label smoothing.
         dropout: dropout before the classifier.
+        deep: also train the backbone with the adaptation loss (slower; needs inputs, not fixed embeddings).
+            The default adapts a bottleneck and classifier on frozen, cached embeddings; ``deep=True`` starts
+            from that and then trains backbone and head together, the backbone at ``backbone_lr_scale`` x the
+            head's learning rate (0.1, as in the Transfer-Learning-Library recipes).
     """
 
     adaptation: ClassVar[bool] = True
-    features_only: ClassVar[bool] = True
     default_epochs: ClassVar[int] = 30
     default_lr: ClassVar[float] = 1e-3
     #: the validation signal that picks the best epoch without target labels (see docs: importance-weighted
     #: source validation loss, IWCV, Sugiyama et al. 2007)
     monitor: ClassVar[str] = "val_iwcv_loss"
 
+    #: on the deep path, the backbone's learning rate relative to the head's
+    backbone_lr_scale: ClassVar[float] = 0.1
+    #: epochs of the deep phase when ``epochs`` is not given
+    deep_epochs: ClassVar[int] = 5
+
     def __init__(
-        self, *, trade_off: float = 1.0, bottleneck: int = 256, label_smoothing: float = 0.0, dropout: float = 0.0
+        self,
+        *,
+        trade_off: float = 1.0,
+        bottleneck: int = 256,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        deep: bool = False,
     ) -> None:
         self.trade_off = trade_off
         self.bottleneck = bottleneck
         self.label_smoothing = label_smoothing
         self.dropout = dropout
+        self.deep = deep
+
+    @property  # type: ignore[override]
+    def features_only(self) -> bool:  # the fast path needs only embeddings
+        return not self.deep
 
     def validate(self) -> None:
         if self.trade_off < 0:
@@ -62,7 +98,17 @@ class AdaptationStrategy(Strategy):
             raise ConfigError(f"{type(self).__name__} bottleneck must be >= 1; got {self.bottleneck}.")
 
     def trainable_at(self, epoch: int, n_groups: int) -> int:
-        return 0
+        return n_groups if self.deep else 0
+
+    def param_groups(
+        self,
+        groups: list[list[nn.Parameter]],
+        head: list[nn.Parameter],
+        lr: float,
+        adapters: list[nn.Parameter] | None = None,
+    ) -> list[dict[str, Any]]:
+        params = [p for g in groups for p in g]
+        return [{"params": params, "lr": lr * self.backbone_lr_scale}, {"params": head, "lr": lr}]
 
     # -- the method's own part -------------------------------------------------------------------------------
     def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:
@@ -82,6 +128,7 @@ class AdaptationStrategy(Strategy):
     def loss(self, model: nn.Module, batch: Any, criterion: Criterion) -> dict[str, torch.Tensor]:
         """Source loss + ``trade_off`` x adaptation loss. ``batch`` is ``(x_s, y_s, x_t)``."""
         x_s, y_s, x_t = batch
+        x_s, x_t = model.embed(x_s, x_t)
         head = model.head
         f = head.features(torch.cat([x_s, x_t]))  # one BatchNorm pass over both domains
         f_s, f_t = f[: len(x_s)], f[len(x_s) :]

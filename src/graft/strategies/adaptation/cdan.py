@@ -182,10 +182,13 @@ class CDAN(AdaptationStrategy):
         bottleneck: int = 256,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        deep: bool = False,
         entropy_conditioning: bool = True,
         hidden: int = 256,
     ) -> None:
-        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        super().__init__(
+            trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout, deep=deep
+        )
         self.entropy_conditioning = entropy_conditioning
         self.hidden = hidden
 

@@ -164,9 +164,12 @@ class DANN(AdaptationStrategy):
         bottleneck: int = 256,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        deep: bool = False,
         hidden: int = 256,
     ) -> None:
-        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        super().__init__(
+            trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout, deep=deep
+        )
         self.hidden = hidden
 
     def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:

@@ -73,9 +73,12 @@ class MCC(AdaptationStrategy):
         bottleneck: int = 256,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        deep: bool = False,
         temperature: float = 2.5,
     ) -> None:
-        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        super().__init__(
+            trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout, deep=deep
+        )
         self.temperature = temperature
 
     def build(self, features: int, num_classes: int, total_steps: int) -> nn.ModuleDict:

@@ -103,17 +103,24 @@ class SelfTraining(AdaptationStrategy):
         bottleneck: int = 256,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        deep: bool = False,
         threshold: float = 0.9,
         noise: float = 0.3,
     ) -> None:
-        super().__init__(trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout)
+        super().__init__(
+            trade_off=trade_off, bottleneck=bottleneck, label_smoothing=label_smoothing, dropout=dropout, deep=deep
+        )
         self.threshold = threshold
         self.noise = noise
 
     def loss(self, model: nn.Module, batch: Any, criterion: Any) -> dict[str, torch.Tensor]:
         x_s, y_s, x_t = batch
+        if isinstance(x_t, (list, tuple)):  # weak and strong augmented views of the target images (deep path)
+            x_s, x_t, strong = model.embed(x_s, x_t[0], x_t[1])
+        else:  # embeddings: the strong view is the weak one with feature dropout and noise
+            x_s, x_t = model.embed(x_s, x_t)
+            strong = torch.nn.functional.dropout(x_t, 0.2) + self.noise * x_t.std() * torch.randn_like(x_t)
         head = model.head
-        strong = torch.nn.functional.dropout(x_t, 0.2) + self.noise * x_t.std() * torch.randn_like(x_t)
         f = head.features(torch.cat([x_s, x_t, strong]))
         n_s, n_t = len(x_s), len(x_t)
         g_s = head.fc(head.dropout(f[:n_s]))
