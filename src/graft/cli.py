@@ -331,7 +331,7 @@ def compare_adaptation(
         None, "--runs", help="Also keep each method's run (bundle, metrics, domain_features.png) in RUNS/METHOD."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing run directories under --runs."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the table to a .csv or .json file."),
+    output: Path | None = typer.Option(None, "--output", help="Also write the table to a .csv or .json file."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list."),
 ) -> None:
     """Train every domain-adaptation method on SOURCE with the same --target and compare them: target accuracy
