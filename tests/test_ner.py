@@ -25,6 +25,7 @@ from graft.tasks.token_classification import (
     repair_iob2,
     spans_with_offsets,
     split_words,
+    word_shape,
 )
 
 LONG_SENTENCE = [
@@ -289,6 +290,7 @@ def test_tagger_save_load_gives_identical_probabilities(tagger: SimpleNamespace,
     clf, X = tagger.clf, tagger.X
     loaded = graft.load(clf.save(tmp_path / "bundle"))
     assert isinstance(loaded, graft.TokenClassifier)
+    assert loaded.backbone_.spec["case_features"] == clf.backbone_.spec["case_features"] is True
     assert list(loaded.classes_) == list(clf.classes_)
     for got, expected in zip(loaded.predict_proba(X), clf.predict_proba(X)):
         assert not np.isnan(got).any()
@@ -387,3 +389,31 @@ def test_conll_feature_extraction_logs_val_f1_per_epoch(tmp_path: Path, text_hel
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     assert all("val_f1" in r for r in rows), rows[0]
+
+
+# ------------------------------------------------------------------------------------------------------
+# casing features (uncased tokenizers)
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_word_shape_classes() -> None:
+    shapes = [word_shape(w) for w in ["paris", "Paris", "EU", "I", "iPhone", "1996", "--", "McDonald"]]
+    assert shapes == [1, 2, 3, 4, 5, 6, 7, 5]
+
+
+def test_uncased_tokenizer_gets_casing_features(text_helpers: Any) -> None:
+    import torch
+
+    X, Y = text_helpers.tagged(12, seed=0)
+    clf = text_helpers.tiny("bert", "feature-extraction", token=True, epochs=2).fit(X, Y)
+    spec = clf.backbone_.spec
+    assert spec["case_features"] is True, "MiniLM's tokenizer lowercases"
+    assert clf.backbone_.feature_dim == text_helpers.bert["hidden_size"] + 8
+    cased, lower = ["Angela", "Merkel", "visited", "Paris"], ["angela", "merkel", "visited", "paris"]
+    data, _ = clf._read([cased, lower], [["O"] * 4] * 2, what="input")
+    windows = clf._windows(data)
+    assert windows[0].input_ids == windows[1].input_ids, "same pieces: the tokenizer drops case"
+    batch = clf._pad(windows)
+    with torch.no_grad():
+        z = clf.backbone_.module(batch)
+    assert not torch.allclose(z[0], z[1]), "the casing pattern tells them apart"

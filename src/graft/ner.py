@@ -23,12 +23,14 @@ from .errors import DataError
 from .strategies.base import Strategy
 from .tasks.token_classification import (
     IGNORE,
+    N_SHAPES,
     Window,
     entity_metrics,
     make_windows,
     repair_iob2,
     spans_with_offsets,
     split_words,
+    word_shape,
 )
 from .text import TextClassifier
 
@@ -36,14 +38,29 @@ __all__ = ["TokenClassifier"]
 
 
 class _TokenEncoder(nn.Module):
-    """Per-token features ``(N, L, hidden)`` of a :class:`~graft.backbones.huggingface.TextEncoder`."""
+    """Per-token features ``(N, L, hidden)`` of a :class:`~graft.backbones.huggingface.TextEncoder`; with
+    ``case_features``, a one-hot of each word's casing pattern (``batch["shape_ids"]``) is appended:
+    ``(N, L, hidden + N_SHAPES)``."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, case_features: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
+        self.case_features = case_features
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encoder.token_features(batch)
+        h = self.encoder.token_features(batch)
+        if not self.case_features:
+            return h
+        shapes = F.one_hot(batch["shape_ids"].to(h.device), N_SHAPES).to(h.dtype)
+        return torch.cat([h, shapes], dim=-1)
+
+
+def _lowercases(tokenizer: Any) -> bool:
+    """Whether the tokenizer maps ``Paris`` and ``paris`` to the same pieces (an uncased model)."""
+    return bool(
+        tokenizer("Paris Texas", add_special_tokens=False)["input_ids"]
+        == tokenizer("paris texas", add_special_tokens=False)["input_ids"]
+    )
 
 
 def token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -151,14 +168,31 @@ class TokenClassifier(TextClassifier):
     # ------------------------------------------------------------------ model
     def _build_backbone(self, pretrained: bool = True):  # type: ignore[no-untyped-def]
         backbone = super()._build_backbone(pretrained)
-        backbone.module = _TokenEncoder(backbone.module)
-        backbone.groups = [["encoder." + n for n in g] for g in backbone.groups]
-        return backbone
+        return self._token_backbone(backbone, _lowercases(backbone.tokenizer))
 
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]):  # type: ignore[no-untyped-def]
         backbone = super()._backbone_from_bundle(path, manifest)
-        backbone.module = _TokenEncoder(backbone.module)
+        return self._token_backbone(backbone, bool(manifest.get("text", {}).get("case_features", False)))
+
+    @staticmethod
+    def _token_backbone(backbone: Any, case_features: bool) -> Any:
+        """Per-token outputs; an uncased tokenizer gets each word's casing pattern as extra features."""
+        backbone.module = _TokenEncoder(backbone.module, case_features=case_features)
+        backbone.groups = [["encoder." + n for n in g] for g in backbone.groups]
+        if case_features:
+            backbone.feature_dim += N_SHAPES
+        backbone.spec["case_features"] = case_features
         return backbone
+
+    def _bundle_text(self) -> dict[str, Any]:
+        extra = super()._bundle_text()
+        extra["text"]["case_features"] = bool(self.backbone_.spec.get("case_features", False))
+        return extra
+
+    def _cache_key_parts(self) -> dict[str, Any]:
+        parts = super()._cache_key_parts()
+        parts["case_features"] = bool(self.backbone_.spec.get("case_features", False))
+        return parts
 
     def _criterion(self, strategy: Strategy) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return functools.partial(token_loss, label_smoothing=strategy.label_smoothing)
@@ -171,6 +205,10 @@ class TokenClassifier(TextClassifier):
             if not getattr(tok, "is_fast", False):
                 raise DataError(f"token classification needs a fast tokenizer; '{self.backbone}' has none.")
             cached = make_windows(tok, data.items.tokens, int(self.backbone_.spec["max_length"]))
+            if self.backbone_.spec.get("case_features"):
+                for w in cached:
+                    words = data.items.tokens[w.sentence]
+                    w.shape_ids = [word_shape(words[k]) if k >= 0 else 0 for k in w.word_index]
             data._windows = cached  # type: ignore[attr-defined]
         return cached
 
@@ -186,10 +224,13 @@ class TokenClassifier(TextClassifier):
         n = max(len(w.input_ids) for w in windows)
         ids = torch.full((len(windows), n), pad_id, dtype=torch.long)
         mask = torch.zeros((len(windows), n), dtype=torch.long)
+        shapes = torch.zeros((len(windows), n), dtype=torch.long)
         for i, w in enumerate(windows):
             ids[i, : len(w.input_ids)] = torch.as_tensor(w.input_ids)
             mask[i, : len(w.input_ids)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+            if w.shape_ids:
+                shapes[i, : len(w.shape_ids)] = torch.as_tensor(w.shape_ids)
+        return {"input_ids": ids, "attention_mask": mask, "shape_ids": shapes}
 
     def _collate(self, batch: list[tuple[Window, np.ndarray]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         x = self._pad([b[0] for b in batch])

@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "IGNORE",
+    "N_SHAPES",
     "Window",
+    "word_shape",
     "make_windows",
     "entity_metrics",
     "repair_iob2",
@@ -43,6 +45,31 @@ class Window:
     input_ids: list[int]
     attention_mask: list[int]
     word_index: list[int]  # per sub-token: word index in the sentence for a word's first piece, else -1
+    shape_ids: list[int] = field(default_factory=list)  # per sub-token: word_shape of a first piece, else 0
+
+
+#: number of :func:`word_shape` classes (0: not a word's first sub-token)
+N_SHAPES = 8
+
+
+def word_shape(word: str) -> int:
+    """The casing pattern of a word, for tokenizers that lowercase (they lose what most separates ``Apple`` the
+    company from ``apple`` the fruit; casing features as in Collobert et al. 2011 and Lample et al. 2016).
+
+    1 lower case, 2 Title case, 3 ALL CAPS, 4 a single capital, 5 mixed case, 6 contains a digit, 7 no letters.
+    """
+    if any(c.isdigit() for c in word):
+        return 6
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 7
+    if all(c.islower() for c in letters):
+        return 1
+    if all(c.isupper() for c in letters):
+        return 4 if len(letters) == 1 else 3
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return 2
+    return 5
 
 
 def make_windows(
