@@ -33,6 +33,9 @@ __all__ = ["TransferClassifier", "FitData"]
 #: head fitting on cached embeddings: a cheap convex-ish problem, run to convergence
 _HEAD_EPOCHS = 60
 _HEAD_LR = 3e-3
+#: the head warm-up of fine-tuning sees at most this many training examples (embedding them all costs as much as
+#: a fine-tuning epoch on large sets, and the warm-up only initialises the head)
+_WARMUP_ROWS = 10_000
 #: rows per domain that the adaptation diagnostics (A-distance, feature plot) look at
 _DIAG_ROWS = 2000
 
@@ -276,7 +279,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         f_val = None
         if strategy.features_only or strategy.head_warmup or adapting:
             t_embed = time.perf_counter()
-            f_train, y_train = self._head_features(train)
+            warmup_only = not strategy.features_only and not adapting
+            if warmup_only and len(train) > _WARMUP_ROWS:  # an initialisation: a seeded subset is enough
+                keep = np.random.default_rng(self.seed).permutation(len(train))[:_WARMUP_ROWS]
+                f_train, y_train = self._head_features(self._subset(train, sorted(keep.tolist())))
+            else:
+                f_train, y_train = self._head_features(train)
             f_val, y_val = self._head_features(val_data) if val_data is not None else (None, None)
             self.embed_seconds_ = time.perf_counter() - t_embed
         if (strategy.features_only or strategy.head_warmup) and not adapting:
