@@ -10,7 +10,8 @@ combines them with the source classification loss. ``f_s``/``f_t`` are source/ta
 * :class:`CorrelationAlignmentLoss`: Deep CORAL (Sun & Saenko 2016)
 * :class:`MinimumClassConfusionLoss`: MCC on target logits (Jin et al. 2020)
 * :class:`EntropyMinimizationLoss`, :func:`entropy`: target entropy (Grandvalet & Bengio 2004)
-* :func:`pseudo_label_loss`, :class:`ConfidenceThresholdPseudoLabels`: FixMatch-style self-training (Sohn et al. 2020)
+* :func:`pseudo_label_loss`, :class:`ConfidenceThresholdPseudoLabels`: FixMatch-style self-training (Sohn et al. 2020),
+  with :class:`DistributionAlignment` (Berthelot et al. 2020) and a :class:`LinearRampUp` of its weight (Lee 2013)
 * :func:`adapt_batchnorm`: AdaBN, target BatchNorm statistics (Li et al. 2016)
 * :func:`a_distance`, :func:`domain_density_ratio`: domain gap and importance weights (Ben-David et al. 2007;
   Sugiyama et al. 2007; You et al. 2019)
@@ -28,7 +29,13 @@ from .entropy import EntropyMinimizationLoss, entropy, entropy_of_probs, entropy
 from .grl import GradientReverseFunction, GradientReverseLayer, WarmStartGradientReverseLayer, grad_reverse
 from .mcc import MCC, MinimumClassConfusionLoss
 from .mmd import DAN, GaussianKernel, MultipleKernelMaximumMeanDiscrepancy, mk_mmd, squared_distances
-from .self_training import ConfidenceThresholdPseudoLabels, SelfTraining, pseudo_label_loss
+from .self_training import (
+    ConfidenceThresholdPseudoLabels,
+    DistributionAlignment,
+    LinearRampUp,
+    SelfTraining,
+    pseudo_label_loss,
+)
 
 __all__ = [
     "AdaBN",
@@ -44,12 +51,14 @@ __all__ = [
     "ConditionalDomainAdversarialLoss",
     "ConfidenceThresholdPseudoLabels",
     "CorrelationAlignmentLoss",
+    "DistributionAlignment",
     "DomainAdversarialLoss",
     "DomainDiscriminator",
     "EntropyMinimizationLoss",
     "GaussianKernel",
     "GradientReverseFunction",
     "GradientReverseLayer",
+    "LinearRampUp",
     "MinimumClassConfusionLoss",
     "MultiLinearMap",
     "MultipleKernelMaximumMeanDiscrepancy",
