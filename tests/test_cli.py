@@ -306,3 +306,20 @@ def test_compare_adaptation_bad_output_extension_exits_2(domains: tuple[Path, Pa
     assert result.exit_code == 2
     assert ".csv or .json" in _flat(result.output)
     assert not (tmp_path / "rows.txt").exists()
+
+
+def test_train_deep_adaptation(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    source, target, _ = domains
+    run = tmp_path / "deep"
+    args = ["train", str(source), "-o", str(run), "--target", str(target), "--strategy", "coral", "--deep"]
+    result = _invoke(*args, "--epochs", "1", "--image-size", "32", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    phases = [json.loads(line)["phase"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert phases[-1] == "coral" and "head" in phases
+    assert json.loads(result.stdout)["adaptation"]["a_distance_after"] is not None
+
+
+def test_deep_without_an_adaptation_strategy_exits_2(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    result = _invoke("train", str(domains[0]), "-o", str(tmp_path / "r"), "--strategy", "fine-tune", "--deep")
+    assert result.exit_code == 2
+    assert "--deep is for domain-adaptation strategies" in _flat(result.output)

@@ -112,6 +112,7 @@ def _make_estimator(
     *,
     image: dict[str, Any],
     text: dict[str, Any],
+    deep: bool = False,
     **common: Any,
 ) -> Any:
     """The estimator ``graft train`` builds for ``task``.
@@ -123,9 +124,20 @@ def _make_estimator(
         image: options only image models take (augment, skip_invalid, image_size).
         text: options of text models (max_length; for text classification also the column and multi-label
             options).
+        deep: domain adaptation that trains the backbone too (``deep=True`` of the adaptation strategies).
         **common: options every estimator takes (epochs, lr, seed, device, output_dir, ...).
     """
     import graft
+
+    if deep:
+        from .errors import ConfigError
+        from .strategies import get_strategy, resolve_strategy
+
+        if not getattr(get_strategy(strategy), "adaptation", False):
+            raise ConfigError(
+                f"--deep is for domain-adaptation strategies (dann, coral, ...); '{strategy}' is not one."
+            )
+        strategy = resolve_strategy(strategy, deep=True)  # type: ignore[assignment]
 
     if task == "image-classification":
         return graft.ImageClassifier(model or "efficientnet_lite0", strategy, **image, **common)
@@ -154,6 +166,9 @@ def train(
     strategy: str = typer.Option("fine-tune", "--strategy", "-s", help=STRATEGY_HELP),
     target: Path | None = typer.Option(
         None, "--target", help="Unlabelled data of the domain to adapt to (with --strategy dann, cdan, coral, ...)."
+    ),
+    deep: bool = typer.Option(
+        False, "--deep", help="Domain adaptation: train the backbone too (slower; default adapts a head on embeddings)."
     ),
     val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
@@ -195,6 +210,7 @@ def train(
             task,
             model,
             strategy,
+            deep=deep,
             image=dict(augment=augment, skip_invalid=skip_invalid, image_size=image_size),
             text=dict(
                 max_length=max_length,
@@ -321,6 +337,7 @@ def compare_adaptation(
     task: str = typer.Option("auto", help="auto, image-classification or text-classification."),
     val: Path | None = typer.Option(None, "--val", help="Source validation folder/CSV (default: a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs of every method (default: each strategy's)."),
+    deep: bool = typer.Option(False, "--deep", help="Train the backbone with each method too (AdaBN excepted)."),
     image_size: int | None = typer.Option(None, help="Image input size instead of the backbone's (e.g. 288)."),
     max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated)."),
     batch_size: int = typer.Option(32, help="Examples per step."),
@@ -362,6 +379,7 @@ def compare_adaptation(
                 task,
                 model,
                 name,
+                deep=deep and name != "adabn",  # AdaBN trains nothing: it stays on the embeddings
                 image=dict(image_size=image_size),
                 text=dict(max_length=max_length),
                 output_dir=None if runs is None else runs / name,
