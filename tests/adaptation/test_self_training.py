@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from graft.errors import ConfigError
-from graft.strategies.adaptation import ConfidenceThresholdPseudoLabels, pseudo_label_loss
+from graft.strategies.adaptation import (
+    ConfidenceThresholdPseudoLabels,
+    DistributionAlignment,
+    LinearRampUp,
+    SelfTraining,
+    pseudo_label_loss,
+)
 
 
 def _weak() -> torch.Tensor:
@@ -71,3 +77,48 @@ def test_loss_decreases_as_strong_logits_agree() -> None:
 def test_shape_mismatch() -> None:
     with pytest.raises(ValueError):
         pseudo_label_loss(torch.randn(4, 3), torch.randn(4, 2))
+
+
+def test_distribution_alignment_rebalances_a_collapsed_target() -> None:
+    align = DistributionAlignment(3, momentum=0.0)
+    collapsed = torch.tensor([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.9, 0.05, 0.05]])
+    align.update(collapsed, torch.tensor([0, 1, 2]))  # source classes balanced, target predictions skewed to 0
+    out = align(collapsed)
+    assert torch.allclose(out.sum(1), torch.ones(3))
+    assert (out[:, 0] < collapsed[:, 0]).all() and (out[:, 1:] > collapsed[:, 1:]).all()
+    torch.testing.assert_close(out.mean(0), torch.full((3,), 1 / 3), atol=0.1, rtol=0)
+
+
+def test_distribution_alignment_is_the_identity_when_the_means_agree() -> None:
+    align = DistributionAlignment(2, momentum=0.5)
+    p = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    torch.testing.assert_close(align(p), p)  # both running means start uniform
+    with pytest.raises(ValueError, match="shape"):
+        align(torch.ones(2, 3) / 3)
+    with pytest.raises(ConfigError):
+        DistributionAlignment(2, momentum=1.0)
+
+
+def test_linear_ramp_up_rises_to_one_and_survives_a_state_dict_round_trip() -> None:
+    ramp = LinearRampUp(4)
+    weights = []
+    for _ in range(6):
+        weights.append(ramp.weight)
+        ramp.step()
+    assert weights == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    other = LinearRampUp(4)
+    other.load_state_dict(ramp.state_dict())
+    assert other.iter_num == 6 and other.weight == 1.0
+    assert LinearRampUp(0).weight == 1.0
+    with pytest.raises(ConfigError):
+        LinearRampUp(-1)
+
+
+def test_self_training_validates_its_settings() -> None:
+    with pytest.raises(ConfigError, match="warmup"):
+        SelfTraining(warmup=1.5).validate()
+    with pytest.raises(ConfigError, match="threshold"):
+        SelfTraining(threshold=2.0).validate()
+    extra = SelfTraining(warmup=0.5).build(8, 3, total_steps=100)
+    assert extra["ramp"].steps == 50 and isinstance(extra["align"], DistributionAlignment)
+    assert "align" not in SelfTraining(distribution_alignment=False).build(8, 3, total_steps=100)
