@@ -8,6 +8,7 @@ read inputs, embed them with the frozen backbone, batch them for training and sc
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,9 @@ _HEAD_LR = 3e-3
 #: the head warm-up of fine-tuning sees at most this many training examples (embedding them all costs as much as
 #: a fine-tuning epoch on large sets, and the warm-up only initialises the head)
 _WARMUP_ROWS = 10_000
+#: domain adaptation on embeddings trains at least this many steps unless ``epochs`` is given (on a few hundred
+#: examples, 30 epochs are ~100 steps: too few for an adversarial or pseudo-label loss to act)
+_ADAPT_MIN_STEPS = 1_000
 #: rows per domain that the adaptation diagnostics (A-distance, feature plot) look at
 _DIAG_ROWS = 2000
 
@@ -432,8 +436,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from .strategies.adaptation.entropy import entropy
 
         config = self._config(strategy, features=True)
-        epochs = self.epochs if self.epochs is not None and not strategy.deep else strategy.default_epochs
-        config.epochs = int(epochs)
+        if self.epochs is not None and not strategy.deep:
+            config.epochs = int(self.epochs)
+        else:  # the alignment losses act over many steps: small sets get more epochs, at least _ADAPT_MIN_STEPS
+            per_epoch = max(1, len(f_train) // config.batch_size)
+            config.epochs = max(int(strategy.default_epochs), math.ceil(_ADAPT_MIN_STEPS / per_epoch))
         config.lr = float(self.lr if self.lr is not None else strategy.lr_for(self.modality))
         head = self.model_.head
         steps = config.epochs * max(1, len(f_train) // config.batch_size)
