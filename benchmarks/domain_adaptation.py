@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/domain_adaptation.py [--task digits|amazon|both] [--methods source-only,dann,...]
-        [--n 2000] [--epochs 30] [--pairs books:dvd,dvd:books] [--deep [--deep-epochs N]] [--json-out FILE]
+        [--n 2000] [--epochs N] [--pairs books:dvd,dvd:books] [--deep [--deep-epochs N]] [--json-out FILE]
 
 Each method trains on the labelled source and the unlabelled target (a seeded sample of ``--n`` examples per
 domain) and is scored on the labelled target, whose labels it never sees. Backbones are the embedded offline
@@ -70,7 +70,7 @@ def run_pair(kind: str, name: str, Xs, ys, Xt, yt, methods: list[str], args: arg
         kw = {"seed": args.seed, "verbose": False}
         if deep and args.deep_epochs:
             kw["epochs"] = args.deep_epochs
-        elif not deep:
+        elif not deep and args.epochs:
             kw["epochs"] = args.epochs
         strategy = resolve_strategy(method, deep=True) if deep else method
         if kind == "digits":
@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--task", default="both", choices=["digits", "amazon", "both"])
     ap.add_argument("--methods", default=METHODS)
     ap.add_argument("--n", type=int, default=2000, help="examples per domain (seeded sample)")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=None, help="epochs on embeddings (default: the library's)")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--pairs", default="books:dvd,dvd:electronics,electronics:kitchen,kitchen:books")
     ap.add_argument("--seed", type=int, default=0)
