@@ -27,7 +27,10 @@ from graft.strategies import get_strategy, list_strategies
 from graft.text import TextBatcher
 
 #: training settings per strategy that make the loss fall on the tiny sentiment set
-_SETTINGS: dict[str, dict[str, Any]] = {"feature-extraction": {"epochs": 40, "lr": 5e-2}}
+_SETTINGS: dict[str, dict[str, Any]] = {
+    "feature-extraction": {"epochs": 40, "lr": 5e-2},
+    "lora": {"epochs": 6, "lr": 3e-2},
+}
 _DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 4, "lr": 1e-2}
 KINDS = ("bert", "gpt2")
 
