@@ -540,7 +540,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return self._train_dataset(data)
 
     def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
-        """Logits ``(N, C)`` of ``model`` (backbone + head) on ``data``, in eval mode."""
+        """Logits ``(N, C)`` of ``model`` (backbone + head) on ``data``; called by the loop's evaluation, which has
+        set eval mode and disabled gradients."""
         raise NotImplementedError
 
     def _fit_adapted_deep(

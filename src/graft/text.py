@@ -269,10 +269,10 @@ class TextClassifier(TransferClassifier):
         return self._batcher().collate
 
     def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
-        encoded, y = self._encoded(data), torch.from_numpy(data.y)  # type: ignore[arg-type]
+        y = torch.from_numpy(data.y)  # type: ignore[arg-type]
 
         def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
-            return self._logit_metrics(torch.from_numpy(self._forward(model, encoded, autocast=autocast)), y)
+            return self._logit_metrics(self._model_logits(model, data, autocast), y)
 
         return evaluate
 

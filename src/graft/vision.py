@@ -339,25 +339,17 @@ class ImageClassifier(TransferClassifier):
     def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
         images, pre = data.items.images, self._preprocessing()  # type: ignore[union-attr]
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         out = []
-        with torch.no_grad(), autocast():
+        with autocast():
             for s in range(0, len(images), 64):
                 out.append(model(center_crop_batch(images[s : s + 64], pre).to(device)).float().cpu())
-        model.train(was_training)
         return torch.cat(out)
 
     def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
-        images, y = data.items.images, torch.from_numpy(data.y)  # type: ignore[arg-type]
-        pre = self._preprocessing()
+        y = torch.from_numpy(data.y)  # type: ignore[arg-type]
 
         def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
-            logits = []
-            with autocast():
-                for s in range(0, len(images), 64):
-                    logits.append(model(center_crop_batch(images[s : s + 64], pre).to(device)).float().cpu())
-            z = torch.cat(logits)
+            z = self._model_logits(model, data, autocast)
             return {
                 "val_loss": float(classification_loss(z, y)),
                 "val_accuracy": float((z.argmax(1) == y).float().mean()),
