@@ -78,7 +78,12 @@ def _ner(args: argparse.Namespace, strategy: str) -> dict[str, object]:
         kw["epochs"] = args.epochs
     if args.lr:
         kw["lr"] = args.lr
-    ner = graft.TokenClassifier(args.model, strategy, output_dir=args.ner_run, overwrite=True, **kw)
+    strat: object = strategy
+    if args.lr_decay is not None:
+        from graft.strategies import resolve_strategy
+
+        strat = resolve_strategy(strategy, lr_decay=args.lr_decay)
+    ner = graft.TokenClassifier(args.model, strat, output_dir=args.ner_run, overwrite=True, **kw)
     t0 = time.perf_counter()
     ner.fit(train, val=splits["val"])
     fit_s = time.perf_counter() - t0
@@ -113,6 +118,7 @@ def main() -> int:
     ap.add_argument("--ner-run", default=None, help="run directory for the NER fit (metrics.jsonl per epoch)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--lr-decay", type=float, default=None, help="fine-tune layer-wise LR decay (NER runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()

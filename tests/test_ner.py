@@ -21,10 +21,12 @@ from graft.strategies import list_strategies
 from graft.tasks.token_classification import (
     IGNORE,
     entity_metrics,
+    iob2_constraints,
     make_windows,
     repair_iob2,
     spans_with_offsets,
     split_words,
+    viterbi_iob2,
     word_shape,
 )
 
@@ -183,6 +185,72 @@ def test_repair_iob2() -> None:
     assert repair_iob2([]) == []
 
 
+CLASSES = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+
+
+def _is_iob2(tags: list[str]) -> bool:
+    prev = "O"
+    for t in tags:
+        if t.startswith("I-") and not (prev[:2] in ("B-", "I-") and prev[2:] == t[2:]):
+            return False
+        prev = t
+    return True
+
+
+def _path_score(logp: np.ndarray, path: list[int]) -> float:
+    return float(sum(logp[i, k] for i, k in enumerate(path)))
+
+
+def test_iob2_constraints() -> None:
+    allowed, start = iob2_constraints(CLASSES)
+    ix = {c: i for i, c in enumerate(CLASSES)}
+    assert start.tolist() == [True, True, False, False, True]
+    assert allowed[ix["B-PER"], ix["I-PER"]] and allowed[ix["I-PER"], ix["I-PER"]]
+    assert not allowed[ix["O"], ix["I-PER"]] and not allowed[ix["B-LOC"], ix["I-PER"]]
+    assert not allowed[ix["I-LOC"], ix["I-PER"]]
+    assert allowed[:, ix["O"]].all() and allowed[:, ix["B-LOC"]].all()
+
+
+def test_viterbi_iob2_picks_the_best_valid_sequence() -> None:
+    allowed, start = iob2_constraints(CLASSES)
+    ix = {c: i for i, c in enumerate(CLASSES)}
+
+    def logp(rows: list[dict[str, float]]) -> np.ndarray:
+        p = np.full((len(rows), len(CLASSES)), 0.01)
+        for i, r in enumerate(rows):
+            for c, v in r.items():
+                p[i, ix[c]] = v
+        return np.log(p / p.sum(axis=1, keepdims=True))
+
+    # argmax says O, I-PER, I-PER (invalid start); B-PER is the runner-up of word 1: the valid best keeps the
+    # two-word entity instead of patching it into B-PER I-PER with the wrong word dropped
+    z = logp([{"O": 0.9}, {"I-PER": 0.5, "B-PER": 0.45}, {"I-PER": 0.9}])
+    assert [CLASSES[k] for k in viterbi_iob2(z, allowed, start)] == ["O", "B-PER", "I-PER"]
+    # a confident valid argmax is kept as is
+    z = logp([{"B-LOC": 0.9}, {"I-LOC": 0.9}, {"O": 0.9}])
+    assert [CLASSES[k] for k in viterbi_iob2(z, allowed, start)] == ["B-LOC", "I-LOC", "O"]
+    # type switch inside an entity: I-LOC after B-PER is not allowed
+    z = logp([{"B-PER": 0.9}, {"I-LOC": 0.6, "I-PER": 0.35}])
+    assert [CLASSES[k] for k in viterbi_iob2(z, allowed, start)] == ["B-PER", "I-PER"]
+    assert viterbi_iob2(np.zeros((0, len(CLASSES))), allowed, start).shape == (0,)
+
+    # random scores: always valid IOB2, never worse than the argmax when the argmax is valid, and optimal
+    # among all valid sequences (brute force over 5^4)
+    import itertools
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        z = np.log(rng.dirichlet(np.ones(len(CLASSES)) * 0.5, size=4))
+        path = viterbi_iob2(z, allowed, start).tolist()
+        assert _is_iob2([CLASSES[k] for k in path])
+        best = max(
+            _path_score(z, list(p))
+            for p in itertools.product(range(len(CLASSES)), repeat=4)
+            if _is_iob2([CLASSES[k] for k in p])
+        )
+        assert _path_score(z, path) == pytest.approx(best)
+
+
 def test_split_words_offsets() -> None:
     text = "Angela Merkel visited Paris."
     words, offsets = split_words(text)
@@ -256,7 +324,7 @@ def test_tagger_predicts_one_tag_per_word(tagger: SimpleNamespace, text_helpers:
     tags = clf.predict(X + [long, ["Hi"]])
     assert [len(t) for t in tags] == [len(s) for s in X] + [len(long), 1]
     assert all(t in set(clf.classes_) for seq in tags for t in seq)
-    assert all(not (a == "O" and b.startswith("I-")) for seq in tags for a, b in zip(["O"] + seq, seq)), "IOB2"
+    assert all(_is_iob2(seq) for seq in tags), "constrained decoding yields valid IOB2 only"
     proba = clf.predict_proba(X + [long])
     assert [p.shape for p in proba] == [(len(s), 4) for s in X + [long]]
     for p in proba:
