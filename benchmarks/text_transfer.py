@@ -25,6 +25,15 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+def _strategy(args: argparse.Namespace, name: str) -> object:
+    """The strategy by name, with ``--lr-decay`` applied to fine-tuning."""
+    if args.lr_decay is None or name != "fine-tune":
+        return name
+    from graft.strategies import resolve_strategy
+
+    return resolve_strategy(name, lr_decay=args.lr_decay)
+
+
 def _sentiment(args: argparse.Namespace, strategy: str) -> dict[str, object]:
     import numpy as np
 
@@ -42,7 +51,7 @@ def _sentiment(args: argparse.Namespace, strategy: str) -> dict[str, object]:
         kw["epochs"] = args.epochs
     if args.lr:
         kw["lr"] = args.lr
-    clf = graft.TextClassifier(args.model, strategy, **kw)
+    clf = graft.TextClassifier(args.model, _strategy(args, strategy), **kw)
     t0 = time.perf_counter()
     clf.fit(X, y)
     fit_s = time.perf_counter() - t0
@@ -78,12 +87,7 @@ def _ner(args: argparse.Namespace, strategy: str) -> dict[str, object]:
         kw["epochs"] = args.epochs
     if args.lr:
         kw["lr"] = args.lr
-    strat: object = strategy
-    if args.lr_decay is not None:
-        from graft.strategies import resolve_strategy
-
-        strat = resolve_strategy(strategy, lr_decay=args.lr_decay)
-    ner = graft.TokenClassifier(args.model, strat, output_dir=args.ner_run, overwrite=True, **kw)
+    ner = graft.TokenClassifier(args.model, _strategy(args, strategy), output_dir=args.ner_run, overwrite=True, **kw)
     t0 = time.perf_counter()
     ner.fit(train, val=splits["val"])
     fit_s = time.perf_counter() - t0
@@ -102,7 +106,8 @@ def _ner(args: argparse.Namespace, strategy: str) -> dict[str, object]:
         "train_sentences_per_s": round(len(train) * max(epochs_run, 1) / fit_s, 1),
         "predict_sentences_per_s": round(len(splits["test"]) / pred_s, 1),
         "best_epoch": ner.best_epoch_,
-        "val_curve_f1": [round(h["val_f1"], 4) for h in ner.history_ if "val_f1" in h],
+        "head_warmup_val_f1": next((round(h["val_f1"], 4) for h in ner.history_[::-1] if h["phase"] == "head"), None),
+        "val_curve_f1": [round(h["val_f1"], 4) for h in ner.history_ if h["phase"] != "head" and "val_f1" in h],
     }
 
 
@@ -118,7 +123,7 @@ def main() -> int:
     ap.add_argument("--ner-run", default=None, help="run directory for the NER fit (metrics.jsonl per epoch)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--lr-decay", type=float, default=None, help="fine-tune layer-wise LR decay (NER runs)")
+    ap.add_argument("--lr-decay", type=float, default=None, help="fine-tune layer-wise LR decay")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()

@@ -459,3 +459,20 @@ def test_feature_extraction_tta_is_applied_when_predicting(tiny: Any, helpers: A
     assert clf.backbone_.preprocessing.resize_size == 34
     mirrored = np.ascontiguousarray(X[:, :, ::-1])
     np.testing.assert_allclose(clf.predict_proba(mirrored), clf.predict_proba(X), rtol=0, atol=1e-5)
+
+
+def test_finetune_lr_decay_default_depends_on_the_modality() -> None:
+    assert FineTune().lr_decay is None
+    assert FineTune().for_modality("image").lr_decay == 0.7
+    assert FineTune().for_modality("text").lr_decay == 0.9
+    assert FineTune().for_modality("embedding").lr_decay == FineTune.default_lr_decay
+    assert FineTune(lr_decay=0.5).for_modality("text").lr_decay == 0.5, "an explicit value is kept"
+    groups = [[nn.Parameter(torch.zeros(1))] for _ in range(2)]
+    out = FineTune().param_groups(groups, [nn.Parameter(torch.zeros(1))], 1.0)
+    assert [g["lr"] for g in out] == pytest.approx([1.0, 0.7, 0.49]), "no modality: the generic default"
+    # the estimators resolve it on their own copy; the user's strategy object is left as given
+    user = FineTune()
+    assert graft.TextClassifier("minilm", user)._strategy().lr_decay == 0.9
+    assert graft.ImageClassifier("efficientnet_lite0", user)._strategy().lr_decay == 0.7
+    assert graft.TextClassifier("minilm", "fine-tune")._strategy().lr_decay == 0.9
+    assert user.lr_decay is None

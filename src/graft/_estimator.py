@@ -137,7 +137,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ shared machinery
     def _strategy(self) -> Strategy:
-        return resolve_strategy(self.strategy)
+        return resolve_strategy(self.strategy).for_modality(self.modality)
 
     def _config(self, strategy: Strategy, *, features: bool) -> TrainConfig:
         epochs = self.epochs if self.epochs is not None else strategy.default_epochs

@@ -120,6 +120,13 @@ class Strategy:
         """Default base learning rate for a modality."""
         return self.default_lrs.get(modality, self.default_lr)
 
+    def for_modality(self, modality: str) -> Strategy:
+        """Fill the parameters left at ``None`` whose default depends on the modality (``image``, ``text``, ...).
+
+        Called by the estimators on their own copy before training; returns ``self``.
+        """
+        return self
+
 
 _STRATEGIES: dict[str, type[Strategy]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9\-]*$")
