@@ -180,6 +180,34 @@ def test_train_with_the_default_strategy(image_folder: Any, tmp_path: Path) -> N
     assert json.loads(result.stdout)["strategy"] == "fine-tune"
 
 
+def test_train_sets_strategy_parameters(image_folder: Any, tmp_path: Path) -> None:
+    import graft
+
+    data = image_folder("data", n_per_class=4)
+    run = tmp_path / "run"
+    extra = ["--set", "lr_decay=0.5", "--set", "freeze-epochs=1", "--set", "optimizer=sgd", "--set", "gradual=true"]
+    result = _invoke("train", data, "-o", run, "--epochs", "1", "--device", "cpu", "--no-cache", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    strategy = graft.load(run).strategy_
+    assert (strategy.lr_decay, strategy.freeze_epochs, strategy.optimizer, strategy.gradual) == (0.5, 1, "sgd", True)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("lr_decai=0.5", "Did you mean 'lr_decay'"),
+        ("lr_decay", "--set takes KEY=VALUE"),
+        ("lr_decay=3", "lr_decay must be in (0, 1]"),
+    ],
+)
+def test_bad_set_option_exits_2(image_folder: Any, tmp_path: Path, option: str, message: str) -> None:
+    run = tmp_path / "run"
+    result = _invoke("train", image_folder("data"), "-o", run, "--set", option)
+    assert result.exit_code == 2, result.output
+    assert message in _flat(result.output)
+    assert not run.exists()
+
+
 def test_demo_runs_offline(tmp_path: Path) -> None:
     run = tmp_path / "demo"
     result = _invoke("demo", "-o", run, "--limit", "80", "--epochs", "20")

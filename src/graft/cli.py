@@ -105,6 +105,27 @@ def _resolve_task(data: Path, task: str) -> str:
     return task
 
 
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as a dict; values are Python literals (``0.9``, ``true``, ``None``) or strings."""
+    import ast
+
+    from .errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--set takes KEY=VALUE, e.g. --set lr_decay=0.9; got '{item}'.")
+        raw = raw.strip()
+        literal = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(raw.lower(), raw)
+        try:
+            out[key] = ast.literal_eval(literal)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
 def _make_estimator(
     task: str,
     model: str | None,
@@ -113,6 +134,7 @@ def _make_estimator(
     image: dict[str, Any],
     text: dict[str, Any],
     deep: bool = False,
+    strategy_params: dict[str, Any] | None = None,
     **common: Any,
 ) -> Any:
     """The estimator ``graft train`` builds for ``task``.
@@ -125,19 +147,26 @@ def _make_estimator(
         text: options of text models (max_length; for text classification also the column and multi-label
             options).
         deep: domain adaptation that trains the backbone too (``deep=True`` of the adaptation strategies).
+        strategy_params: strategy parameters from ``--set KEY=VALUE`` (unknown names are a ConfigError).
         **common: options every estimator takes (epochs, lr, seed, device, output_dir, ...).
     """
     import graft
 
+    from .strategies import get_strategy, resolve_strategy
+
+    params = dict(strategy_params or {})
     if deep:
         from .errors import ConfigError
-        from .strategies import get_strategy, resolve_strategy
 
         if not getattr(get_strategy(strategy), "adaptation", False):
             raise ConfigError(
                 f"--deep is for domain-adaptation strategies (dann, coral, ...); '{strategy}' is not one."
             )
-        strategy = resolve_strategy(strategy, deep=True)  # type: ignore[assignment]
+        params["deep"] = True
+    if params:
+        resolved = resolve_strategy(strategy, **params)
+        resolved.validate()
+        strategy = resolved  # type: ignore[assignment]
 
     if task == "image-classification":
         return graft.ImageClassifier(model or "efficientnet_lite0", strategy, **image, **common)
@@ -169,6 +198,11 @@ def train(
     ),
     deep: bool = typer.Option(
         False, "--deep", help="Domain adaptation: train the backbone too (slower; default adapts a head on embeddings)."
+    ),
+    set_params: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="A strategy parameter, KEY=VALUE (repeatable): --set lr_decay=0.9 --set freeze_epochs=1, --set r=16.",
     ),
     val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
@@ -211,6 +245,7 @@ def train(
             model,
             strategy,
             deep=deep,
+            strategy_params=_parse_set(set_params or []),
             image=dict(augment=augment, skip_invalid=skip_invalid, image_size=image_size),
             text=dict(
                 max_length=max_length,
