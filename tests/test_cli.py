@@ -303,8 +303,9 @@ def test_compare_adaptation_json_reuses_the_embeddings(
         assert 0.0 <= r["a_distance_before"] <= 2.0 and 0.0 <= r["a_distance_after"] <= 2.0
         assert r["best_epoch"] >= 1 and r["fit_seconds"] > 0
     assert rows[0]["a_distance_before"] == rows[1]["a_distance_before"]  # the same frozen embeddings
-    # source (16) and target (12) images go through the backbone once: the second method reads the cache
-    assert sum(embedded) == 16 + 12
+    # source (16), target (12) and target-test (8) images go through the backbone once: the second method reads
+    # the cache, for training and for scoring
+    assert sum(embedded) == 16 + 12 + 8
     lines = table.read_text().splitlines()
     assert lines[0].startswith("method,target_accuracy,") and len(lines) == 3
 

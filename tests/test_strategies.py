@@ -476,3 +476,35 @@ def test_finetune_lr_decay_default_depends_on_the_modality() -> None:
     assert graft.ImageClassifier("efficientnet_lite0", user)._strategy().lr_decay == 0.7
     assert graft.TextClassifier("minilm", "fine-tune")._strategy().lr_decay == 0.9
     assert user.lr_decay is None
+
+
+@pytest.mark.parametrize("name", ["feature-extraction", "coral", "adabn"])
+def test_evaluate_reads_embeddings_from_the_cache(
+    name: str, helpers: Any, graft_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models that are the frozen backbone plus a head evaluate from cached embeddings: a test set goes through
+    the backbone once, and the metrics equal those of the whole model (AdaBN's re-estimated BatchNorm statistics
+    key the cache as well)."""
+    from graft.vision import ImageClassifier
+
+    X, y = helpers.color_arrays(6, 2, seed=0)
+    target, _ = helpers.color_arrays(4, 2, seed=1)
+    X_test, y_test = helpers.color_arrays(4, 2, seed=2)
+    extra = {"target": target} if getattr(get_strategy(name), "adaptation", False) else {}
+    clf = helpers.tiny_classifier(name, cache=True, epochs=2).fit(X, y, **extra)
+    calls: list[int] = []
+    real = ImageClassifier._embed_missing
+
+    def counting(self: Any, data: Any, todo: list[int]) -> Any:
+        calls.append(len(todo))
+        return real(self, data, todo)
+
+    monkeypatch.setattr(ImageClassifier, "_embed_missing", counting)
+    first = clf.evaluate(X_test, y_test)
+    second = clf.evaluate(X_test, y_test)
+    assert calls == [len(y_test)], "the second evaluation reads the cache"
+    direct = clf.set_params(cache=False).evaluate(X_test, y_test)  # backbone + head, no cache
+    assert calls == [len(y_test)]
+    for key in ("accuracy", "macro_f1", "log_loss"):
+        assert first[key] == pytest.approx(direct[key], abs=1e-5) and second[key] == first[key], key
+    assert first["confusion_matrix"] == direct["confusion_matrix"]

@@ -592,3 +592,26 @@ def test_minilm_feature_extraction_learns_topics_and_round_trips(tmp_path: Path,
     loaded = graft.load(path)
     np.testing.assert_allclose(loaded.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
+
+
+def test_feature_extraction_evaluates_from_cached_embeddings(
+    text_helpers: Any, graft_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graft.text import TextClassifier
+
+    X, y = text_helpers.sentiment(24, seed=0)
+    X_test, y_test = text_helpers.sentiment(10, seed=5)
+    clf = text_helpers.tiny("bert", "feature-extraction", cache=True).fit(X, y)
+    calls: list[int] = []
+    real = TextClassifier._embed_missing
+
+    def counting(self: Any, data: Any, todo: list[int]) -> Any:
+        calls.append(len(todo))
+        return real(self, data, todo)
+
+    monkeypatch.setattr(TextClassifier, "_embed_missing", counting)
+    first, second = clf.evaluate(X_test, y_test), clf.evaluate(X_test, y_test)
+    assert calls == [len(X_test)], "the second evaluation reads the cache"
+    direct = clf.set_params(cache=False).evaluate(X_test, y_test)
+    for key in ("accuracy", "log_loss"):
+        assert first[key] == pytest.approx(direct[key], abs=1e-5) and second[key] == first[key], key

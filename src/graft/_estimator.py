@@ -714,8 +714,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         if features is not None:
             head = self.model_.head.eval()
+            device = next((p.device for p in head.parameters()), torch.device("cpu"))
             with torch.inference_mode():
-                logits = head(features).float().numpy()
+                logits = head(features.to(device)).float().cpu().numpy()
         else:
             logits = self._logits(data)
         proba = _softmax(logits)
@@ -733,7 +734,23 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if labels is None:
             raise DataError("evaluate needs labels: give a labelled folder/CSV, or pass y.")
         data.y = self._encode(labels, where="evaluation data")
-        return self._score_split(data)
+        return self._score_split(data, features=self._cached_features(data))
+
+    def _cached_features(self, data: FitData) -> torch.Tensor | None:
+        """Frozen-backbone embeddings of ``data`` through the embedding cache, when the fitted model is that
+        backbone plus a head (feature extraction, the embedding path of domain adaptation) and the cache is on:
+        evaluating a test set twice, or several such models on it, runs the backbone once. ``None`` otherwise."""
+        strategy = getattr(self, "strategy_", None)
+        if (
+            self.modality not in ("image", "text")
+            or not getattr(self, "cache", False)
+            or strategy is None
+            or not strategy.features_only
+            or getattr(strategy, "tta", False)  # the head saw flip-averaged embeddings; keep the model's own path
+        ):
+            return None
+        self._cache_ident = None  # key the cache by the backbone's current weights (AdaBN re-estimates BN stats)
+        return torch.from_numpy(self._embed(data))
 
     # ------------------------------------------------------------------ persistence
     def _write_run(self, run_dir: Path) -> None:
