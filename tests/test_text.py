@@ -585,7 +585,7 @@ def test_minilm_feature_extraction_learns_topics_and_round_trips(tmp_path: Path,
     metrics = clf.evaluate(X_test, y_test)
     assert metrics["accuracy"] >= 0.8, metrics["accuracy"]
     npy = list(graft_cache_dir.rglob("*.npy"))
-    assert len(npy) == len(X), "one cached embedding per training text"
+    assert len(npy) == len(X) + len(X_test), "one cached embedding per training and evaluated text"
     assert all(np.load(f).shape == (384,) for f in npy[:3])
 
     path = clf.save(tmp_path / "minilm-bundle")
