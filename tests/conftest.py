@@ -44,6 +44,25 @@ def _offline_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         yield
 
 
+@pytest.fixture
+def count_embeddings(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], list[int]]:
+    """``count_embeddings(EstimatorClass)`` → a list that records, per backbone embedding call of that class,
+    how many inputs went through the backbone (cache misses)."""
+
+    def install(cls: type) -> list[int]:
+        calls: list[int] = []
+        real = cls._embed_missing  # type: ignore[attr-defined]
+
+        def counting(self: Any, data: Any, todo: list[int]) -> Any:
+            calls.append(len(todo))
+            return real(self, data, todo)
+
+        monkeypatch.setattr(cls, "_embed_missing", counting)
+        return calls
+
+    return install
+
+
 @pytest.fixture(autouse=True)
 def graft_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own empty embedding cache: nothing is written to ``~/.cache``."""

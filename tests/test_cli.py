@@ -279,18 +279,11 @@ def _compare_args(domains: tuple[Path, Path, Path], *extra: str) -> list[str]:
 
 
 def test_compare_adaptation_json_reuses_the_embeddings(
-    domains: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    domains: tuple[Path, Path, Path], tmp_path: Path, count_embeddings: Any
 ) -> None:
     from graft.vision import ImageClassifier
 
-    embedded: list[int] = []
-    real = ImageClassifier._embed_missing
-
-    def counting(self: Any, data: Any, todo: list[int]) -> Any:
-        embedded.append(len(todo))
-        return real(self, data, todo)
-
-    monkeypatch.setattr(ImageClassifier, "_embed_missing", counting)
+    embedded = count_embeddings(ImageClassifier)
     table = tmp_path / "compare.csv"
     result = _invoke(*_compare_args(domains, "--methods", "source-only,coral", "--json", "--output", str(table)))
     assert result.exit_code == 0, result.output

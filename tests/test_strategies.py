@@ -479,12 +479,9 @@ def test_finetune_lr_decay_default_depends_on_the_modality() -> None:
 
 
 @pytest.mark.parametrize("name", ["feature-extraction", "coral", "adabn"])
-def test_evaluate_reads_embeddings_from_the_cache(
-    name: str, helpers: Any, graft_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_evaluate_reads_embeddings_from_the_cache(name: str, helpers: Any, count_embeddings: Any) -> None:
     """Models that are the frozen backbone plus a head evaluate from cached embeddings: a test set goes through
-    the backbone once, and the metrics equal those of the whole model (AdaBN's re-estimated BatchNorm statistics
-    key the cache as well)."""
+    the backbone once, and the metrics equal those of the whole model (AdaBN adapts the head's BatchNorm)."""
     from graft.vision import ImageClassifier
 
     X, y = helpers.color_arrays(6, 2, seed=0)
@@ -492,14 +489,7 @@ def test_evaluate_reads_embeddings_from_the_cache(
     X_test, y_test = helpers.color_arrays(4, 2, seed=2)
     extra = {"target": target} if getattr(get_strategy(name), "adaptation", False) else {}
     clf = helpers.tiny_classifier(name, cache=True, epochs=2).fit(X, y, **extra)
-    calls: list[int] = []
-    real = ImageClassifier._embed_missing
-
-    def counting(self: Any, data: Any, todo: list[int]) -> Any:
-        calls.append(len(todo))
-        return real(self, data, todo)
-
-    monkeypatch.setattr(ImageClassifier, "_embed_missing", counting)
+    calls = count_embeddings(ImageClassifier)
     first = clf.evaluate(X_test, y_test)
     second = clf.evaluate(X_test, y_test)
     assert calls == [len(y_test)], "the second evaluation reads the cache"

@@ -594,22 +594,13 @@ def test_minilm_feature_extraction_learns_topics_and_round_trips(tmp_path: Path,
     np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
 
 
-def test_feature_extraction_evaluates_from_cached_embeddings(
-    text_helpers: Any, graft_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_feature_extraction_evaluates_from_cached_embeddings(text_helpers: Any, count_embeddings: Any) -> None:
     from graft.text import TextClassifier
 
     X, y = text_helpers.sentiment(24, seed=0)
     X_test, y_test = text_helpers.sentiment(10, seed=5)
     clf = text_helpers.tiny("bert", "feature-extraction", cache=True).fit(X, y)
-    calls: list[int] = []
-    real = TextClassifier._embed_missing
-
-    def counting(self: Any, data: Any, todo: list[int]) -> Any:
-        calls.append(len(todo))
-        return real(self, data, todo)
-
-    monkeypatch.setattr(TextClassifier, "_embed_missing", counting)
+    calls = count_embeddings(TextClassifier)
     first, second = clf.evaluate(X_test, y_test), clf.evaluate(X_test, y_test)
     assert calls == [len(X_test)], "the second evaluation reads the cache"
     direct = clf.set_params(cache=False).evaluate(X_test, y_test)

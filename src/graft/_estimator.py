@@ -742,14 +742,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         evaluating a test set twice, or several such models on it, runs the backbone once. ``None`` otherwise."""
         strategy = getattr(self, "strategy_", None)
         if (
-            self.modality not in ("image", "text")
-            or not getattr(self, "cache", False)
+            not self.cache
             or strategy is None
             or not strategy.features_only
             or getattr(strategy, "tta", False)  # the head saw flip-averaged embeddings; keep the model's own path
         ):
             return None
-        self._cache_ident = None  # key the cache by the backbone's current weights (AdaBN re-estimates BN stats)
         return torch.from_numpy(self._embed(data))
 
     # ------------------------------------------------------------------ persistence
