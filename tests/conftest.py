@@ -51,13 +51,13 @@ def count_embeddings(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], list[i
 
     def install(cls: type) -> list[int]:
         calls: list[int] = []
-        real = cls._embed_missing  # type: ignore[attr-defined]
+        real = cls._embed_uncached  # type: ignore[attr-defined]
 
         def counting(self: Any, data: Any, todo: list[int]) -> Any:
             calls.append(len(todo))
             return real(self, data, todo)
 
-        monkeypatch.setattr(cls, "_embed_missing", counting)
+        monkeypatch.setattr(cls, "_embed_uncached", counting)
         return calls
 
     return install

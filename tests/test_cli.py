@@ -281,7 +281,7 @@ def _compare_args(domains: tuple[Path, Path, Path], *extra: str) -> list[str]:
 def test_compare_adaptation_json_reuses_the_embeddings(
     domains: tuple[Path, Path, Path], tmp_path: Path, count_embeddings: Any
 ) -> None:
-    from graft.vision import ImageClassifier
+    from graft.estimators.image import ImageClassifier
 
     embedded = count_embeddings(ImageClassifier)
     table = tmp_path / "compare.csv"

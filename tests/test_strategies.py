@@ -482,7 +482,7 @@ def test_finetune_lr_decay_default_depends_on_the_modality() -> None:
 def test_evaluate_reads_embeddings_from_the_cache(name: str, helpers: Any, count_embeddings: Any) -> None:
     """Models that are the frozen backbone plus a head evaluate from cached embeddings: a test set goes through
     the backbone once, and the metrics equal those of the whole model (AdaBN adapts the head's BatchNorm)."""
-    from graft.vision import ImageClassifier
+    from graft.estimators.image import ImageClassifier
 
     X, y = helpers.color_arrays(6, 2, seed=0)
     target, _ = helpers.color_arrays(4, 2, seed=1)

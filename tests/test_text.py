@@ -23,8 +23,8 @@ from graft.backbones import create_backbone
 from graft.backbones.embedded import minilm_path
 from graft.backbones.huggingface import POOLINGS, TextEncoder, default_pooling, hf_layer_groups
 from graft.errors import ConfigError, DataError
+from graft.estimators.text import TextBatcher
 from graft.strategies import get_strategy, list_strategies
-from graft.text import TextBatcher
 
 #: training settings per strategy that make the loss fall on the tiny sentiment set
 _SETTINGS: dict[str, dict[str, Any]] = {
@@ -138,7 +138,7 @@ def test_contract_frozen_parameters_do_not_move(fitted: SimpleNamespace) -> None
         k = clf.strategy_.trainable_at(rec.epoch, n)
         frozen = set().union(*groups[: n - k])
         assert not frozen & set(rec.moved), f"{rec.phase} epoch {rec.epoch} moved frozen {sorted(frozen)[:5]}"
-    if clf.strategy_.features_only:
+    if clf.strategy_.frozen_backbone:
         final = _snapshot(clf.backbone_.module)
         assert final.keys() == fitted.initial.keys()
         assert all(torch.equal(final[k], fitted.initial[k]) for k in final), "feature extraction moved the backbone"
@@ -148,7 +148,7 @@ def test_contract_trainable_parts_move(fitted: SimpleNamespace) -> None:
     """What the strategy trains does change: unfrozen layer groups, or the adapters (LoRA) and only them."""
     clf, log = fitted.clf, fitted.log
     backbone_epochs = [rec for rec in log if rec.phase == clf.strategy_.name and rec.phase != "head"]
-    if clf.strategy_.features_only:
+    if clf.strategy_.frozen_backbone:
         assert not backbone_epochs and all(rec.n_adapters == 0 for rec in log)
         return
     assert backbone_epochs
@@ -595,7 +595,7 @@ def test_minilm_feature_extraction_learns_topics_and_round_trips(tmp_path: Path,
 
 
 def test_feature_extraction_evaluates_from_cached_embeddings(text_helpers: Any, count_embeddings: Any) -> None:
-    from graft.text import TextClassifier
+    from graft.estimators.text import TextClassifier
 
     X, y = text_helpers.sentiment(24, seed=0)
     X_test, y_test = text_helpers.sentiment(10, seed=5)

@@ -31,18 +31,18 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import strategies
-    from .bundle import load
-    from .embedding import EmbeddingClassifier
-    from .ner import TokenClassifier
-    from .text import TextClassifier
-    from .vision import ImageClassifier
+    from .estimators.bundles import load
+    from .estimators.embedding import EmbeddingClassifier
+    from .estimators.image import ImageClassifier
+    from .estimators.text import TextClassifier
+    from .estimators.tokens import TokenClassifier
 
 _LAZY = {
-    "TextClassifier": ("text", "TextClassifier"),
-    "EmbeddingClassifier": ("embedding", "EmbeddingClassifier"),
-    "TokenClassifier": ("ner", "TokenClassifier"),
-    "ImageClassifier": ("vision", "ImageClassifier"),
-    "load": ("bundle", "load"),
+    "TextClassifier": ("estimators.text", "TextClassifier"),
+    "EmbeddingClassifier": ("estimators.embedding", "EmbeddingClassifier"),
+    "TokenClassifier": ("estimators.tokens", "TokenClassifier"),
+    "ImageClassifier": ("estimators.image", "ImageClassifier"),
+    "load": ("estimators.bundles", "load"),
     "strategies": ("strategies", None),
 }
 

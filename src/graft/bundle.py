@@ -1,8 +1,10 @@
-"""The model bundle: a directory with ``graft.json`` and ``model.safetensors``. Loading never unpickles.
+"""The model bundle on disk: a directory with ``graft.json`` and ``model.safetensors``. Loading never unpickles.
 
-``graft.json`` records the format version, task, labels, backbone spec, preprocessing, head, strategy,
-training configuration, metrics, library versions and the SHA-256 of every weight file. ``graft.json`` is
-written last, so a directory holding it is a complete bundle.
+This module is I/O only: it writes and reads a manifest (a JSON dict) and a flat dict of tensors, and knows no
+estimator. ``graft.json`` records the format version, task, labels, backbone spec, preprocessing, head, strategy,
+training configuration, metrics, library versions and the SHA-256 of every weight file; it is written last, so a
+directory holding it is a complete bundle. Estimators turn themselves into these parts and back
+(:mod:`graft.estimators.bundles`); :func:`graft.load` reads a bundle as a fitted estimator.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
+import torch
 
-from ._utils import atomic_write_bytes, atomic_write_json, sha256_file
-from .errors import BundleError
+from ._utils import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+from .errors import BundleError, ConfigError
 
-if TYPE_CHECKING:
-    from ._estimator import TransferClassifier
-
-__all__ = ["save_bundle", "load", "read_manifest", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["write_bundle", "read_manifest", "read_tensors", "library_versions", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "graft-bundle"
 FORMAT_VERSION = 1
@@ -29,7 +29,7 @@ MANIFEST = "graft.json"
 WEIGHTS = "model.safetensors"
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
@@ -41,55 +41,60 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def save_bundle(est: TransferClassifier, directory: str | Path) -> Path:
-    """Write ``est`` (fitted) as a bundle into ``directory`` (created if needed; files replaced atomically)."""
+def _write_into(
+    directory: Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any], files: Callable[[Path], None] | None
+) -> None:
     from safetensors.torch import save
 
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in est.model_.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write_bytes(directory / WEIGHTS, save(state, metadata={"format": FORMAT}))
-    est._save_files(directory)
-    params = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in est.get_params(deep=False).items()
-        if k not in ("strategy", "output_dir", "overwrite")
-    }
-    manifest = {
+    if files is not None:
+        files(directory)
+    full = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "task": est.task,
-        "estimator": type(est).__name__,
-        "labels": [_plain(c) for c in est.classes_],
-        "backbone": est.backbone_.spec,
-        "feature_dim": est.backbone_.feature_dim,
-        "head": est.model_.head.config(),
-        "strategy": est.strategy_.to_config(),
-        "params": params,
-        "training": {
-            "n_train": getattr(est, "n_train_", None),
-            "n_val": getattr(est, "n_val_", None),
-            "best_epoch": getattr(est, "best_epoch_", None),
-            "best": getattr(est, "best_metrics_", None),
-            "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
-            "history": getattr(est, "history_", []),
-            "adaptation": getattr(est, "adaptation_diagnostics_", None) if est._has_adaptation_diagnostics() else None,
-        },
-        "metrics": {"val": getattr(est, "val_metrics_", None)},
-        "versions": _versions(),
+        **manifest,
+        "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "files": {WEIGHTS: sha256_file(directory / WEIGHTS)},
-        **est._bundle_extra(),
     }
-    atomic_write_json(directory / MANIFEST, manifest)
-    return directory
+    atomic_write_json(directory / MANIFEST, full)
+
+
+def write_bundle(
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+    files: Callable[[Path], None] | None = None,
+    *,
+    overwrite: bool = False,
+    in_place: bool = False,
+) -> Path:
+    """Write a bundle: ``tensors`` to ``model.safetensors``, ``files(directory)`` for extra files, then the manifest.
+
+    Args:
+        path: the bundle directory.
+        tensors: the weights (moved to the CPU).
+        manifest: the ``graft.json`` entries (format, versions, creation time and hashes are added).
+        files: writes extra files (a tokenizer, a config) into the directory it is given.
+        overwrite: replace an existing directory (else a :class:`~graft.errors.ConfigError`).
+        in_place: write into ``path`` as it is (a run directory with checkpoints and plots), each file atomically;
+            otherwise the bundle is assembled in a temporary sibling folder and renamed into place.
+    """
+    path = Path(path)
+    if in_place:
+        _write_into(path, tensors, manifest, files)
+        return path
+    if path.exists() and not overwrite:
+        raise ConfigError(f"'{path}' already exists. Pass overwrite=True or choose another path.")
+    with atomic_directory(path, overwrite=overwrite) as tmp:
+        _write_into(tmp, tensors, manifest, files)
+    return path
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The checked ``graft.json`` of a bundle directory."""
     path = Path(path)
     mf = path / MANIFEST
     if not mf.exists():
@@ -101,9 +106,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"'{path}' is not a Graft bundle: {MANIFEST} is missing.{hint}")
     try:
         manifest = json.loads(mf.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"'{mf}' is not valid JSON ({e}).") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"'{mf}' is not a Graft bundle manifest.")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
         raise BundleError(
@@ -113,67 +118,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _estimators() -> dict[str, type[TransferClassifier]]:
-    from .embedding import EmbeddingClassifier
-    from .ner import TokenClassifier
-    from .text import TextClassifier
-    from .vision import ImageClassifier
-
-    return {c.task: c for c in (ImageClassifier, TextClassifier, TokenClassifier, EmbeddingClassifier)}
-
-
-def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferClassifier:
-    """Load a bundle written by ``save`` / ``graft train`` as a fitted estimator.
-
-    Args:
-        path: the bundle directory.
-        device: where to run predictions (default: the saved setting).
-        verify: check weight files against the SHA-256 recorded in ``graft.json``.
-
-    Example:
-        >>> model = graft.load("runs/ants")  # doctest: +SKIP
-        >>> model.predict(["photo.jpg"])  # doctest: +SKIP
-    """
+def read_tensors(path: str | Path, manifest: dict[str, Any], *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """The bundle's weights, checked against the SHA-256 in its manifest (``verify``)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .strategies import resolve_strategy
-    from .tasks.classification import ClassificationHead, TransferModel
-
-    path = Path(path)
-    m = read_manifest(path)
-    weights = path / WEIGHTS
+    weights = Path(path) / WEIGHTS
     if not weights.exists():
         raise BundleError(f"'{path}' has no {WEIGHTS}.")
-    if verify and sha256_file(weights) != m["files"][WEIGHTS]:
+    if verify and sha256_file(weights) != (manifest.get("files") or {}).get(WEIGHTS):
         raise BundleError(f"'{weights}' does not match the hash in {MANIFEST}: the file was changed or damaged.")
-    classes = _estimators()
-    if m["task"] not in classes:
-        raise BundleError(f"'{path}' holds a '{m['task']}' model, which this Graft version cannot load.")
-    params = dict(m["params"])
-    if device is not None:
-        params["device"] = device
-    cls = classes[m["task"]]
-    est = cls(**params, strategy=m["strategy"]["name"])
-    est.strategy = resolve_strategy(m["strategy"]["name"], **m["strategy"]["params"])
-    backbone = est._backbone_from_bundle(path, m)
-    est.strategy.restore(backbone.module)  # e.g. LoRA adapters kept separate (merge=False)
-    model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
-    except RuntimeError as e:
-        raise BundleError(f"'{weights}' does not fit the architecture in {MANIFEST}: {str(e)[:300]}") from None
-    model.eval()
-    est.backbone_, est.model_, est.strategy_ = backbone, model, est.strategy
-    est.classes_ = np.asarray(m["labels"])
-    est.val_metrics_ = (m.get("metrics") or {}).get("val")
-    training = m.get("training") or {}
-    est.history_ = training.get("history", [])
-    est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
-    est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
-    est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
-    if training.get("adaptation") is not None:
-        est.adaptation_diagnostics_ = training["adaptation"]
-    if "thresholds" in m:
-        est.thresholds_ = np.asarray(m["thresholds"], dtype=float)
-    est.manifest_ = m
-    return est
+        return load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise BundleError(f"'{weights}' is not a readable safetensors file ({e}).") from None

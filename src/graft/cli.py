@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .commands.adaptation import ADAPTATION_METHODS, COMPARE_COLUMNS
+from .commands.training import make_estimator, parse_set, resolve_task
 from .errors import GraftError
 
 app = typer.Typer(
@@ -87,94 +89,6 @@ def models(
         )
 
 
-def _resolve_task(data: Path, task: str) -> str:
-    """``task``, or the task detected from ``data`` when it is ``auto``.
-
-    Raises:
-        ConfigError: if ``task`` is not a known task name.
-        DataError: if ``data`` holds nothing recognisable.
-    """
-    from graft.data import TASKS, detect_task
-
-    if task == "auto":
-        return detect_task(data)
-    if task not in TASKS:
-        from .errors import ConfigError, did_you_mean
-
-        raise ConfigError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} Choose from {', '.join(TASKS)}.")
-    return task
-
-
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` options as a dict; values are Python literals (``0.9``, ``true``, ``None``) or strings."""
-    import ast
-
-    from .errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key.isidentifier():
-            raise ConfigError(f"--set takes KEY=VALUE, e.g. --set lr_decay=0.9; got '{item}'.")
-        raw = raw.strip()
-        literal = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(raw.lower(), raw)
-        try:
-            out[key] = ast.literal_eval(literal)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
-
-
-def _make_estimator(
-    task: str,
-    model: str | None,
-    strategy: str,
-    *,
-    image: dict[str, Any],
-    text: dict[str, Any],
-    deep: bool = False,
-    strategy_params: dict[str, Any] | None = None,
-    **common: Any,
-) -> Any:
-    """The estimator ``graft train`` builds for ``task``.
-
-    Args:
-        task: a resolved task name (see :func:`_resolve_task`).
-        model: the backbone, or None for the task's default (efficientnet_lite0 / minilm).
-        strategy: the strategy name.
-        image: options only image models take (augment, skip_invalid, image_size).
-        text: options of text models (max_length; for text classification also the column and multi-label
-            options).
-        deep: domain adaptation that trains the backbone too (``deep=True`` of the adaptation strategies).
-        strategy_params: strategy parameters from ``--set KEY=VALUE`` (unknown names are a ConfigError).
-        **common: options every estimator takes (epochs, lr, seed, device, output_dir, ...).
-    """
-    import graft
-
-    from .strategies import get_strategy, resolve_strategy
-
-    params = dict(strategy_params or {})
-    if deep:
-        from .errors import ConfigError
-
-        if not getattr(get_strategy(strategy), "adaptation", False):
-            raise ConfigError(
-                f"--deep is for domain-adaptation strategies (dann, coral, ...); '{strategy}' is not one."
-            )
-        params["deep"] = True
-    if params:
-        resolved = resolve_strategy(strategy, **params)
-        resolved.validate()
-        strategy = resolved  # type: ignore[assignment]
-
-    if task == "image-classification":
-        return graft.ImageClassifier(model or "efficientnet_lite0", strategy, **image, **common)
-    if task == "token-classification":
-        return graft.TokenClassifier(model or "minilm", strategy, max_length=text.get("max_length", 128), **common)
-    return graft.TextClassifier(model or "minilm", strategy, **text, **common)
-
-
 @app.command()
 def train(
     data: Path = typer.Argument(
@@ -225,7 +139,7 @@ def train(
     Example: graft train data/ants_bees -o runs/ants --strategy feature-extraction
     """
     try:
-        task = _resolve_task(data, task)
+        task = resolve_task(data, task)
         common = dict(
             epochs=epochs,
             lr=lr,
@@ -240,12 +154,12 @@ def train(
             overwrite=overwrite,
             verbose=not as_json,
         )
-        clf = _make_estimator(
+        clf = make_estimator(
             task,
             model,
             strategy,
             deep=deep,
-            strategy_params=_parse_set(set_params or []),
+            strategy_params=parse_set(set_params or []),
             image=dict(augment=augment, skip_invalid=skip_invalid, image_size=image_size),
             text=dict(
                 max_length=max_length,
@@ -286,70 +200,6 @@ def train(
         line += f" (best epoch {summary['best_epoch']})"
     out.print(line, highlight=False)
     out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} IMAGE)")
-
-
-#: the methods ``graft compare-adaptation`` runs by default, the baseline first
-ADAPTATION_METHODS: tuple[str, ...] = ("source-only", "dann", "cdan", "mcc", "coral", "mmd", "adabn", "self-training")
-
-#: columns of ``graft compare-adaptation``: row key, table header, number format
-_COMPARE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("method", "method", "{}"),
-    ("target_accuracy", "target acc", "{:.4f}"),
-    ("source_val_accuracy", "source val acc", "{:.4f}"),
-    ("a_distance_before", "A-dist before", "{:.3f}"),
-    ("a_distance_after", "A-dist after", "{:.3f}"),
-    ("val_iwcv_loss", "IWCV loss", "{:.4f}"),
-    ("val_target_entropy", "target entropy", "{:.4f}"),
-    ("best_epoch", "best epoch", "{}"),
-    ("fit_seconds", "fit s", "{:.1f}"),
-)
-
-
-def _parse_methods(methods: str) -> list[str]:
-    """The comma-separated adaptation methods, in order, without repeats.
-
-    Raises:
-        ConfigError: for an empty list or a name that is not a domain-adaptation strategy.
-    """
-    from .errors import ConfigError, did_you_mean
-    from .strategies import list_strategies
-
-    known = list_strategies(adaptation=True)
-    names = list(dict.fromkeys(m.strip().lower().replace("_", "-") for m in methods.split(",") if m.strip()))
-    if not names:
-        raise ConfigError(f"--methods is empty. Give comma-separated names from: {', '.join(known)}.")
-    for name in names:
-        if name not in known:
-            raise ConfigError(
-                f"Unknown adaptation method '{name}'.{did_you_mean(name, known)} "
-                f"Choose from {', '.join(known)} (comma-separated, e.g. --methods source-only,dann,coral)."
-            )
-    return names
-
-
-def _check_table_path(path: Path | None) -> None:
-    """Fail before any training when ``--output`` cannot be written as CSV or JSON."""
-    if path is not None and path.suffix.lower() not in (".csv", ".json"):
-        from .errors import ConfigError
-
-        raise ConfigError(f"--output '{path}' must end in .csv or .json; got '{path.suffix or '(no extension)'}'.")
-
-
-def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` as CSV (one header line) or a JSON list, by the file's extension, atomically."""
-    from ._utils import atomic_write_bytes, atomic_write_json
-
-    if path.suffix.lower() == ".json":
-        atomic_write_json(path, rows)
-        return
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [c for c, _, _ in _COMPARE_COLUMNS])
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -394,63 +244,43 @@ def compare_adaptation(
     Example: graft compare-adaptation source/ --target target_unlabelled/ --target-test target_test/
     --methods source-only,dann,coral
     """
-    rows: list[dict[str, Any]] = []
+    from .commands.adaptation import compare_adaptation as compare
+    from .commands.adaptation import parse_methods
+
+    def done(row: dict[str, Any]) -> None:
+        if not as_json:
+            err.print(f"{row['method']}: done in {row['fit_seconds']:.1f}s", highlight=False)
+
     try:
-        names = _parse_methods(methods)
-        _check_table_path(output)
-        task = _resolve_task(source, task)
-        common = dict(
+        rows = compare(
+            source,
+            target,
+            methods=parse_methods(methods),
+            task=resolve_task(source, task),
+            target_test=target_test,
+            model=model,
+            val=val,
+            deep=deep,
+            runs=runs,
+            output=output,
+            image=dict(image_size=image_size),
+            text=dict(max_length=max_length),
+            on_done=done,
             epochs=epochs,
             batch_size=batch_size,
             seed=seed,
             device=device,
             weights=None if weights is None else str(weights),
-            cache=True,  # later methods read the first one's embeddings
             overwrite=overwrite,
             verbose=False,
         )
-        for name in names:
-            clf = _make_estimator(
-                task,
-                model,
-                name,
-                deep=deep and name != "adabn",  # AdaBN trains nothing: it stays on the embeddings
-                image=dict(image_size=image_size),
-                text=dict(max_length=max_length),
-                output_dir=None if runs is None else runs / name,
-                **common,
-            )
-            clf.fit(str(source), val=None if val is None else str(val), target=str(target))
-            best = clf.best_metrics_ or {}
-            diagnostics = getattr(clf, "adaptation_diagnostics_", {}) or {}
-            row: dict[str, Any] = {
-                "method": name,
-                "target_accuracy": None,
-                "source_val_accuracy": best.get("val_accuracy"),
-                "a_distance_before": diagnostics.get("a_distance_before"),
-                "a_distance_after": diagnostics.get("a_distance_after"),
-                "val_iwcv_loss": best.get("val_iwcv_loss"),
-                "val_target_entropy": best.get("val_target_entropy"),
-                "best_epoch": clf.best_epoch_,
-                "fit_seconds": round(clf.fit_seconds_, 2),
-                "embed_seconds": round(getattr(clf, "embed_seconds_", 0.0), 2),
-            }
-            if target_test is not None:
-                row["target_accuracy"] = clf.evaluate(str(target_test))["accuracy"]
-            if runs is not None:
-                row["run"] = str(runs / name)
-            rows.append(row)
-            if not as_json:
-                err.print(f"{name}: done in {row['fit_seconds']:.1f}s", highlight=False)
-        if output is not None:
-            _write_table(output, rows)
     except GraftError as e:
         _fail(e)
     if as_json:
         _print_json(rows)
         return
     table = Table(title=f"Domain adaptation: {source} -> {target}")
-    columns = [c for c in _COMPARE_COLUMNS if c[0] != "target_accuracy" or target_test is not None]
+    columns = [c for c in COMPARE_COLUMNS if c[0] != "target_accuracy" or target_test is not None]
     for _, header, _ in columns:
         table.add_column(header, justify="left" if header == "method" else "right")
     for r in rows:
@@ -465,12 +295,6 @@ def compare_adaptation(
         )
     if output is not None:
         out.print(f"table: {output}")
-
-
-def _load(run: Path, device: str | None = None) -> Any:
-    import graft
-
-    return graft.load(run, device=device)
 
 
 @app.command()
@@ -492,50 +316,21 @@ def evaluate(
 
     Example: graft evaluate runs/ants data/ants_bees/val --json
     """
-    from .evaluation import format_metrics, plot_confusion_matrix, write_html_report
+    from .commands.predicting import evaluate_run, format_entities
+    from .evaluation import format_metrics
 
     try:
-        t0 = time.perf_counter()
-        model = _load(run, device)
-        metrics = model.evaluate(str(data))
-        seconds = time.perf_counter() - t0
-        folder = report or (run / "evaluation")
-        images = {}
-        if "confusion_matrix" in metrics:
-            images["Confusion matrix"] = plot_confusion_matrix(
-                metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png"
-            )
-        info = {
-            "run": str(run),
-            "data": str(data),
-            "seconds": round(seconds, 2),
-            "backbone": model.manifest_["backbone"],
-            "strategy": model.manifest_["strategy"],
-        }
-        html = write_html_report(
-            folder / "report.html", title=f"Graft evaluation: {run.name}", metrics=metrics, info=info, images=images
-        )
+        metrics, html = evaluate_run(run, data, report=report, device=device)
     except GraftError as e:
         _fail(e)
     if as_json:
         _print_json(metrics)
         return
     if "per_type" in metrics:
-        out.print(_format_entities(metrics), highlight=False)
+        out.print(format_entities(metrics), highlight=False)
     else:
         out.print(format_metrics(metrics), highlight=False)
     out.print(f"report: {html}")
-
-
-def _format_entities(m: dict[str, Any]) -> str:
-    lines = [
-        f"entities: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
-        f"(token accuracy {m['token_accuracy']:.4f}, {m['n']} sentences, {m['n_entities']} entities)",
-        f"{'type':12s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}",
-    ]
-    for k, v in m["per_type"].items():
-        lines.append(f"{k:12s} {v['precision']:9.4f} {v['recall']:9.4f} {v['f1']:9.4f} {v['support']:8d}")
-    return "\n".join(lines)
 
 
 @app.command()
@@ -551,58 +346,12 @@ def predict(
 
     Example: graft predict runs/ants photo.jpg --json;  graft predict runs/ner --text "Angela Merkel visited Paris"
     """
-    try:
-        model = _load(run, device)
-        task = model.task
-        if task == "image-classification":
-            if not inputs:
-                raise GraftError("give image files or folders to predict.")
-            from .data.images import IMAGE_EXTENSIONS
+    from .commands.predicting import discover_inputs, predictions
+    from .estimators import load
 
-            items: list[str] = []
-            for p in inputs:
-                if p.is_dir():
-                    items += sorted(
-                        str(f)
-                        for f in p.rglob("*")
-                        if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
-                    )
-                else:
-                    items.append(str(p))
-        else:
-            items = list(text or [])
-            for p in inputs or []:
-                items += [ln.strip() for ln in Path(p).read_text(encoding="utf-8").splitlines() if ln.strip()]
-            if not items:
-                raise GraftError('give --text "..." (repeatable) or a text file with one text per line.')
-        if task == "token-classification":
-            entities = model.predict_entities(items)
-            results: list[dict[str, Any]] = [{"input": t, "entities": e} for t, e in zip(items, entities)]
-        elif getattr(model, "multi_label", False):
-            proba, labels = model.predict_proba(items), model.predict(items)
-            results = [
-                {
-                    "input": item,
-                    "labels": lab,
-                    "probabilities": {str(c): round(float(v), 6) for c, v in zip(model.classes_, p)},
-                }
-                for item, lab, p in zip(items, labels, proba)
-            ]
-        else:
-            proba = model.predict_proba(items)
-            k = max(1, min(top_k, proba.shape[1]))
-            results = []
-            for item, p in zip(items, proba):
-                order = p.argsort()[::-1][:k]
-                results.append(
-                    {
-                        "input": item,
-                        "label": model.classes_[order[0]].item(),
-                        "top_k": [
-                            {"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order
-                        ],
-                    }
-                )
+    try:
+        model = load(run, device=device)
+        results = predictions(model, discover_inputs(model.modality, inputs, text), top_k)
     except (GraftError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     if as_json:

@@ -52,7 +52,7 @@ def test_after_distance_is_measured_on_the_heads_bottleneck(monkeypatch: pytest.
         calls.append((f_s, f_t))
         return real(f_s, f_t, **kwargs)
 
-    monkeypatch.setattr(diagnostics, "a_distance", spy)
+    monkeypatch.setattr("graft.training.adapt.a_distance", spy)
     Xs, ys, Xt = _shifted_blobs()
     clf = graft.EmbeddingClassifier(SourceOnly(bottleneck=8), epochs=2).fit(Xs, ys, target=Xt)
     assert len(calls) == 2
@@ -68,7 +68,7 @@ def test_after_distance_is_measured_on_the_heads_bottleneck(monkeypatch: pytest.
 
 
 def test_diagnostics_subsample_each_domain(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("graft._estimator._DIAG_ROWS", 30)
+    monkeypatch.setattr("graft.training.adapt.DIAG_ROWS", 30)
     Xs, ys, Xt = _shifted_blobs()
     clf = graft.EmbeddingClassifier("coral", epochs=1).fit(Xs, ys, target=Xt)
     assert clf.adaptation_diagnostics_["n_source"] == 30 and clf.adaptation_diagnostics_["n_target"] == 30

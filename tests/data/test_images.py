@@ -628,7 +628,7 @@ def test_check_labels_too_few_per_class() -> None:
     with pytest.raises(DataError) as err:
         check_labels(["a", "a", "a", "b", "c"], min_per_class=2)
     msg = str(err.value)
-    assert "at least 2 training images" in msg and "'b' (1), 'c' (1)" in msg and "'a'" not in msg
+    assert "at least 2 training examples" in msg and "'b' (1), 'c' (1)" in msg and "'a'" not in msg
     assert check_labels(["a", "b"], min_per_class=1) == ["a", "b"]
 
 

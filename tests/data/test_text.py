@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graft.data.text import TEXT_EXTENSIONS, TextSet, find_text_splits, load_texts, read_text_table
+from graft.data.text import TEXT_EXTENSIONS, TextSet, find_text_splits, read_text_table
+from graft.data.text_inputs import load_texts
 from graft.errors import DataError
 
 # ------------------------------------------------------------------------------------------------------

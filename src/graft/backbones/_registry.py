@@ -110,10 +110,15 @@ def create_backbone(
 
 
 _BUILTINS_LOADED = False
+#: modules whose import registers the built-in (embedded, offline) backbones, as plugins do
+_BUILTIN_MODULES = ("graft.backbones.embedded",)
 
 
 def _ensure_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        from . import embedded  # noqa: F401  (registers the offline models)
+        import importlib
+
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)

@@ -7,11 +7,10 @@ from graft.data.images import (
     IMAGE_EXTENSIONS,
     ImageInput,
     ImageSet,
-    check_labels,
     find_splits,
     load_images,
-    stratified_split,
 )
+from graft.data.labels import check_labels, stratified_split
 
 __all__ = [
     "TASKS",

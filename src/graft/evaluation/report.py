@@ -26,7 +26,12 @@ _MIME = {
 _HEADLINE = [
     ("n", "samples"),
     ("accuracy", "accuracy"),
+    ("subset_accuracy", "subset accuracy"),
     ("balanced_accuracy", "balanced accuracy"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("micro_f1", "micro F1"),
     ("macro_f1", "macro F1"),
     ("weighted_f1", "weighted F1"),
     ("log_loss", "log loss"),
@@ -107,7 +112,7 @@ def _headline_section(metrics: dict[str, Any]) -> list[str]:
 
 
 def _per_class_section(metrics: dict[str, Any]) -> list[str]:
-    per_class = metrics.get("per_class") or {}
+    per_class = metrics.get("per_class") or metrics.get("per_label") or metrics.get("per_type") or {}
     if not per_class:
         return []
     out = [

@@ -1,19 +1,25 @@
 """The strategy contract: how pretrained weights are reused, answered for the one training loop.
 
-A strategy answers three questions (and nothing else):
+A strategy answers four questions (and nothing else):
 
-1. How to prepare the model: which parameters train at a given epoch (:meth:`Strategy.trainable_at`).
+0. Which phases train, in which order (:meth:`Strategy.plan`: plain :mod:`graft.training.plan` objects).
+1. Which parameters train at a given epoch (:meth:`Strategy.trainable_at`).
 2. Which parameter groups, at which learning rates (:meth:`Strategy.param_groups`).
 3. What the loss of a step is (:meth:`Strategy.loss`; a dict that must contain ``"loss"``).
 
-Its keyword-only ``__init__`` only stores arguments, so ``get_params``/``set_params``, cloning and
-config round-trips come free, as for scikit-learn estimators.
+Its settings are typed: a keyword-only ``__init__`` that only stores its annotated arguments, so
+``get_params``/``set_params``, cloning and config round-trips come free, as for scikit-learn estimators, and
+:meth:`Strategy.validate` checks every value against its annotation. The settings the phases read are declared on
+the base class with neutral defaults (``label_smoothing``, ``dropout``, ``tta``, ``freeze_bn``, ``optimizer``,
+``bottleneck``, ``deep``): the phases read attributes, never probe for them or compare names.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
+from ..training.plan import BackbonePhase, Phase
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -31,14 +38,31 @@ class Strategy:
     """Base class. Subclasses set ``name`` and are registered with :func:`register_strategy`."""
 
     name: ClassVar[str] = ""
-    #: the head is fitted on embeddings computed once by the frozen backbone (no image epochs)
-    features_only: ClassVar[bool] = False
-    #: the head is first fitted on cached embeddings before image epochs (linear probe, then fine-tune)
-    head_warmup: bool = False
+    #: a domain-adaptation strategy: trains on labelled source and unlabelled target data
+    adaptation: ClassVar[bool] = False
+    #: ``deep=True`` is allowed (the backbone trains with the adaptation loss)
+    supports_deep: ClassVar[bool] = False
+    #: the views of each unlabelled target example that a deep phase's loss takes (``("weak", "strong")``:
+    #: two augmentations, FixMatch style; ``("train",)``: the training augmentation)
+    target_views: ClassVar[tuple[str, ...]] = ("train",)
+    #: :meth:`after_training` changes the head (e.g. AdaBN's target statistics)
+    adapts_after_training: ClassVar[bool] = False
+    #: the validation metric that picks the best epoch, when the strategy decides it (``None``: the task's)
+    monitor: ClassVar[str | None] = None
     default_epochs: ClassVar[int] = 10
     default_lr: ClassVar[float] = 1e-3
     default_lrs: ClassVar[dict[str, float]] = {}
+    #: epochs of a deep adaptation phase when ``epochs`` is not given
+    deep_epochs: ClassVar[int] = 5
+
+    # -- settings the phases read; subclasses that take them as parameters set them in __init__ ---------------
     label_smoothing: float = 0.0
+    dropout: float = 0.0
+    tta: bool = False
+    freeze_bn: bool = False
+    optimizer: str = "adamw"
+    bottleneck: int | None = None
+    deep: bool = False
 
     # -- scikit-learn style parameters -------------------------------------------------------------
     @classmethod
@@ -72,7 +96,28 @@ class Strategy:
     __hash__ = None  # type: ignore[assignment]
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for invalid settings; called by ``fit`` before any work."""
+        """Raise :class:`ConfigError` for invalid settings; called by ``fit`` before any work.
+
+        The base checks every parameter against its annotation; subclasses add range checks after
+        ``super().validate()``.
+        """
+        hints = typing.get_type_hints(type(self).__init__)
+        for k in self._param_names():
+            if k in hints and not _matches(getattr(self, k), hints[k]):
+                raise ConfigError(
+                    f"{type(self).__name__} {k} must be {_type_name(hints[k])}; got {getattr(self, k)!r} "
+                    f"({type(getattr(self, k)).__name__})."
+                )
+
+    # -- the plan ----------------------------------------------------------------------------------------------
+    def plan(self) -> list[Phase]:
+        """The training phases, in order (default: one phase that trains the backbone with the head)."""
+        return [BackbonePhase(self.name)]
+
+    @property
+    def frozen_backbone(self) -> bool:
+        """Whether the fitted model is the pretrained backbone, unchanged, plus a head."""
+        return not any(p.trains_backbone for p in self.plan())
 
     # -- the three questions -------------------------------------------------------------------------
     def trainable_at(self, epoch: int, n_groups: int) -> int:
@@ -128,6 +173,35 @@ class Strategy:
         return self
 
 
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits the annotation ``hint`` (ints pass as floats; bools never pass as numbers)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and (not args or all(_matches(v, args[0]) for v in value))
+    if origin is not None:
+        return isinstance(value, origin)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
 _STRATEGIES: dict[str, type[Strategy]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9\-]*$")
 
@@ -144,11 +218,7 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 def list_strategies(adaptation: bool | None = None) -> list[str]:
     """Registered strategy names; ``adaptation=True``/``False`` keeps only domain-adaptation / supervised ones."""
-    return sorted(
-        n
-        for n, cls in _STRATEGIES.items()
-        if adaptation is None or bool(getattr(cls, "adaptation", False)) == adaptation
-    )
+    return sorted(n for n, cls in _STRATEGIES.items() if adaptation is None or cls.adaptation == adaptation)
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ..training.plan import HeadPhase, Phase
 from .base import Strategy, register_strategy
 
 __all__ = ["FeatureExtraction"]
@@ -30,7 +31,6 @@ class FeatureExtraction(Strategy):
     """
 
     name: ClassVar[str] = "feature-extraction"
-    features_only: ClassVar[bool] = True
     default_epochs: ClassVar[int] = 60
     default_lr: ClassVar[float] = 3e-3
 
@@ -38,6 +38,9 @@ class FeatureExtraction(Strategy):
         self.label_smoothing = label_smoothing
         self.dropout = dropout
         self.tta = tta
+
+    def plan(self) -> list[Phase]:
+        return [HeadPhase("head")]
 
     def trainable_at(self, epoch: int, n_groups: int) -> int:
         return 0

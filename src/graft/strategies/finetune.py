@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ..errors import ConfigError
+from ..training.plan import BackbonePhase, HeadPhase, Phase
 from .base import Strategy, register_strategy
 
 __all__ = ["FineTune", "layerwise_groups"]
@@ -86,11 +87,17 @@ class FineTune(Strategy):
             self.lr_decay = self.default_lr_decays.get(modality, self.default_lr_decay)
         return self
 
+    def plan(self) -> list[Phase]:
+        return ([HeadPhase("head", warmup=True)] if self.head_warmup else []) + [BackbonePhase(self.name)]
+
     def validate(self) -> None:
+        super().validate()
         if self.lr_decay is not None and not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"FineTune lr_decay must be in (0, 1]; got {self.lr_decay}.")
         if self.freeze_epochs < 0:
             raise ConfigError(f"FineTune freeze_epochs must be >= 0; got {self.freeze_epochs}.")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"FineTune optimizer must be 'adamw' or 'sgd'; got '{self.optimizer}'.")
 
     def trainable_at(self, epoch: int, n_groups: int) -> int:
         self.validate()

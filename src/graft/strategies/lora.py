@@ -80,6 +80,7 @@ class LoRA(Strategy):
         self.label_smoothing = label_smoothing
 
     def validate(self) -> None:
+        super().validate()
         if self.r < 1:
             raise ConfigError(f"LoRA r must be >= 1; got {self.r}.")
         if not 0 <= self.dropout < 1:

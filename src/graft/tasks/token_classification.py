@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.tags import entity_spans
+
 __all__ = [
     "IGNORE",
     "N_SHAPES",
@@ -212,17 +214,6 @@ def viterbi_iob2(log_probs: np.ndarray, allowed: np.ndarray, start: np.ndarray) 
     return path
 
 
-def _spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    spans, start, kind = [], -1, ""
-    for i, t in enumerate(list(tags) + ["O"]):
-        if start >= 0 and not (t.startswith("I-") and t[2:] == kind):
-            spans.append((kind, start, i))
-            start = -1
-        if t.startswith("B-"):
-            start, kind = i, t[2:]
-    return spans
-
-
 def entity_metrics(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
     """Entity-level precision/recall/F1 (micro, seqeval strict IOB2), per type, and token accuracy."""
     tp: Counter[str] = Counter()
@@ -230,7 +221,7 @@ def entity_metrics(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
     n_true: Counter[str] = Counter()
     correct_tokens = total_tokens = 0
     for t, p in zip(true, pred):
-        ts, ps = set(_spans(t)), set(_spans(p))
+        ts, ps = set(entity_spans(t)), set(entity_spans(p))
         for kind, *_ in ts:
             n_true[kind] += 1
         for kind, *_ in ps:
@@ -278,7 +269,7 @@ def spans_with_offsets(
     """Entities as dicts: ``label``, ``text``, ``start``/``end`` (characters, when offsets are known),
     ``word_start``/``word_end`` and a ``score`` (mean probability of the entity's tags)."""
     out = []
-    for kind, a, b in _spans(tags):
+    for kind, a, b in entity_spans(tags):
         ent: dict[str, Any] = {"label": kind, "word_start": a, "word_end": b}
         if offsets is not None and text is not None:
             ent["start"], ent["end"] = offsets[a][0], offsets[b - 1][1]

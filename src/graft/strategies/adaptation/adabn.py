@@ -119,13 +119,15 @@ class AdaBN(AdaptationStrategy):
     statistics on the target. No adaptation loss, no extra training."""
 
     name: ClassVar[str] = "adabn"
+    supports_deep: ClassVar[bool] = False
+    adapts_after_training: ClassVar[bool] = True
 
     def validate(self) -> None:
-        super().validate()
         if self.deep:
             raise ConfigError(
                 "AdaBN trains nothing on the target (it re-estimates BatchNorm statistics): use deep=False."
             )
+        super().validate()
 
     def after_training(self, head: nn.Module, target_features: torch.Tensor) -> None:
         adapt_batchnorm(head, [target_features[i : i + 256] for i in range(0, len(target_features), 256)])

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...training.plan import AdaptPhase, DeepAdaptPhase, Phase
 from ..base import Criterion, Strategy
 
 __all__ = ["AdaptationStrategy", "AdaptationModel"]
@@ -61,16 +62,15 @@ class AdaptationStrategy(Strategy):
     """
 
     adaptation: ClassVar[bool] = True
+    supports_deep: ClassVar[bool] = True
     default_epochs: ClassVar[int] = 30
     default_lr: ClassVar[float] = 1e-3
     #: the validation signal that picks the best epoch without target labels (see docs: importance-weighted
     #: source validation loss, IWCV, Sugiyama et al. 2007)
-    monitor: ClassVar[str] = "val_iwcv_loss"
+    monitor: ClassVar[str | None] = "val_iwcv_loss"
 
     #: on the deep path, the backbone's learning rate relative to the head's
     backbone_lr_scale: ClassVar[float] = 0.1
-    #: epochs of the deep phase when ``epochs`` is not given
-    deep_epochs: ClassVar[int] = 5
 
     def __init__(
         self,
@@ -87,11 +87,17 @@ class AdaptationStrategy(Strategy):
         self.dropout = dropout
         self.deep = deep
 
-    @property  # type: ignore[override]
-    def features_only(self) -> bool:  # the fast path needs only embeddings
-        return not self.deep
+    def plan(self) -> list[Phase]:
+        """Adapt on embeddings (named after the method); with ``deep``, that phase is named ``head`` and a deep
+        phase named after the method follows (as fine-tuning warms its head up first)."""
+        if not self.deep:
+            return [AdaptPhase(self.name)]
+        return [AdaptPhase("head", then_deep=True), DeepAdaptPhase(self.name)]
 
     def validate(self) -> None:
+        super().validate()
+        if self.deep and not self.supports_deep:
+            raise ConfigError(f"{type(self).__name__} does not train a backbone: use deep=False.")
         if self.trade_off < 0:
             raise ConfigError(f"{type(self).__name__} trade_off must be >= 0; got {self.trade_off}.")
         if self.bottleneck < 1:

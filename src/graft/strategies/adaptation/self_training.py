@@ -207,6 +207,7 @@ class SelfTraining(AdaptationStrategy):
     """
 
     name: ClassVar[str] = "self-training"
+    target_views: ClassVar[tuple[str, ...]] = ("weak", "strong")
 
     def __init__(
         self,

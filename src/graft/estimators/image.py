@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,11 +13,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ._estimator import FitData, TransferClassifier, _split_val
-from .backbones import Backbone, Preprocessing, create_backbone
-from .errors import DataError
-from .strategies.base import Strategy
-from .tasks.classification import classification_loss
+from ..backbones import Backbone, Preprocessing, create_backbone
+from ..errors import ConfigError, DataError
+from ..strategies.base import Strategy
+from ..tasks.base import Task, label_key
+from ..tasks.classification import SingleLabel
+from ._fitting import FitData, split_val
+from .base import TransferEstimator
 
 __all__ = ["ImageClassifier"]
 
@@ -79,18 +80,7 @@ class _TwoViews(Dataset):
         return (self.weak(im), self.strong(im)), 0
 
 
-class _CroppedImages(Dataset):
-    def __init__(self, images: list[np.ndarray], y: np.ndarray, pre: Preprocessing):
-        self.images, self.y, self.pre = images, torch.from_numpy(y), pre
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return center_crop_batch([self.images[i]], self.pre)[0], self.y[i]
-
-
-class ImageClassifier(TransferClassifier):
+class ImageClassifier(TransferEstimator):
     """Adapt a pretrained image model to a new classification task.
 
     Args:
@@ -127,6 +117,7 @@ class ImageClassifier(TransferClassifier):
 
     task: ClassVar[str] = "image-classification"
     modality: ClassVar[str] = "image"
+    noun: ClassVar[str] = "images"
 
     def __init__(
         self,
@@ -182,8 +173,6 @@ class ImageClassifier(TransferClassifier):
     # ------------------------------------------------------------------ hooks
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
         if self.augment not in _AUGMENT:
-            from .errors import ConfigError
-
             raise ConfigError(f"augment must be one of {', '.join(_AUGMENT)}; got '{self.augment}'.")
         backbone = create_backbone(
             self.backbone, modality="image", pretrained=pretrained, weights=self.weights, **(self.backbone_kwargs or {})
@@ -192,6 +181,9 @@ class ImageClassifier(TransferClassifier):
             backbone.preprocessing = dataclasses.replace(backbone.preprocessing, input_size=int(self.image_size))
         return backbone
 
+    def _make_task(self) -> Task:
+        return SingleLabel()
+
     def _preprocessing(self) -> Preprocessing:
         pre = self.backbone_.preprocessing
         if pre is None:
@@ -199,10 +191,10 @@ class ImageClassifier(TransferClassifier):
         return pre
 
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
-        from .data.images import find_splits
+        from ..data.images import find_splits
 
         self.skipped_: list[tuple[str, str]] = []  # unreadable inputs left out by this fit (skip_invalid)
-        Xva, yva = _split_val(val)
+        Xva, yva = split_val(val)
         if _is_path_like(X) and y is None:
             splits = find_splits(X)
             X, y = splits["train"]
@@ -211,7 +203,7 @@ class ImageClassifier(TransferClassifier):
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
-        from .data.images import find_splits, load_images
+        from ..data.images import find_splits, load_images
 
         if _is_path_like(X) and y is None and Path(X).is_dir():
             splits = find_splits(X)
@@ -235,7 +227,7 @@ class ImageClassifier(TransferClassifier):
         )
         labels: list[Any] | None = imgs.labels
         if y is not None and labels is not None:  # keep the caller's label type (ints stay ints)
-            original = {self._label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
+            original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
             labels = [original.get(v, v) for v in labels]
         if imgs.skipped:
             import warnings
@@ -252,62 +244,28 @@ class ImageClassifier(TransferClassifier):
         return FitData(imgs, None, imgs.hashes, imgs.sources), labels
 
     def _cache_key_parts(self) -> dict[str, Any]:
-        strategy = self.strategy_ if hasattr(self, "strategy_") else self._strategy()
-        return {
-            "pre": self._preprocessing().to_dict(),
-            "tta": bool(getattr(strategy, "tta", False)),
-            "path": "fp32-eval-centercrop-v1",
-        }
+        return {"pre": self._preprocessing().to_dict(), "path": "fp32-eval-centercrop-v1"}
 
-    def _embed_missing(self, data: FitData, todo: list[int]) -> np.ndarray:
-        from .data.images import load_images
+    def _batches(self, data: FitData, rows: Sequence[int], batch_size: int = 64) -> Iterable[tuple[list[int], Any]]:
+        """Centre-cropped, normalised batches; images skipped at reading (their embedding was cached, then the
+        cache entry went missing) are decoded again."""
+        from ..data.images import load_images
 
-        images = list(data.items.images)
-        missing = [i for i in todo if images[i] is None]  # skipped as cached, then gone from the cache
-        if missing:
-            redo = load_images([data.sources[i] for i in missing], short_side=self._preprocessing().resize_size)
-            for i, im in zip(missing, redo.images):
-                images[i] = im
-        tta = bool(getattr(self.strategy_, "tta", False))
-        return self._forward_batches(self.backbone_.module, [images[i] for i in todo], tta=tta, what="embedding")
+        images, pre, rows = data.items.images, self._preprocessing(), list(rows)
+        for s in range(0, len(rows), batch_size):
+            chunk = [images[i] for i in rows[s : s + batch_size]]
+            missing = [j for j, im in enumerate(chunk) if im is None]
+            if missing:
+                redo = load_images([data.sources[rows[s + j]] for j in missing], short_side=pre.resize_size)
+                for j, im in zip(missing, redo.images):
+                    chunk[j] = im
+            yield list(range(s, s + len(chunk))), center_crop_batch(chunk, pre)
 
-    @torch.no_grad()  # not inference_mode: the module's tensors must stay usable for training afterwards
-    def _forward_batches(
-        self,
-        module: nn.Module,
-        images: list[np.ndarray],
-        *,
-        tta: bool = False,
-        what: str = "predicting",
-        batch_size: int = 64,
-    ) -> np.ndarray:
-        device = self._device()
-        pre = self._preprocessing()
-        was_training = module.training
-        module.eval().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        out = []
-        t0 = time.perf_counter()
-        from .training import _progress
-
-        progress = _progress(self.verbose and len(images) > batch_size)
-        task = progress.add_task(what, total=len(images), loss="") if progress else None
-        try:
-            if progress:
-                progress.start()
-            for start in range(0, len(images), batch_size):
-                chunk = images[start : start + batch_size]
-                y = module(center_crop_batch(chunk, pre).to(device)).float()
-                if tta:
-                    y = (y + module(center_crop_batch(chunk, pre, flip=True).to(device)).float()) / 2
-                out.append(y.cpu().numpy())
-                if progress and task is not None:
-                    progress.update(task, advance=len(chunk))
-        finally:
-            if progress:
-                progress.stop()
-        module.train(was_training)
-        self.last_forward_rate_ = len(images) / max(time.perf_counter() - t0, 1e-9)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    def _forward(self, tta: bool) -> Callable[[nn.Module, Any], torch.Tensor] | None:
+        """With ``tta``, the mean of the outputs on each image and its horizontal flip."""
+        if not tta:
+            return None
+        return lambda m, x: (m(x).float() + m(torch.flip(x, dims=[3])).float()) / 2
 
     def _transform(self, strong: bool = False) -> Callable[[Image.Image], torch.Tensor]:
         """The training transform; ``strong`` adds RandAugment whatever ``augment`` says (FixMatch strong view)."""
@@ -328,38 +286,10 @@ class ImageClassifier(TransferClassifier):
             auto_augment="rand-m9-mstd0.5" if strong else "rand-m7-mstd0.5" if self.augment == "strong" else None,
         )
 
-    def _train_dataset(self, data: FitData) -> Dataset:
-        return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
-
-    def _target_dataset(self, data: FitData, strategy: Strategy) -> Dataset:
-        if getattr(strategy, "name", "") == "self-training":  # FixMatch: a weak and a strong view of each image
+    def _train_dataset(self, data: FitData, views: tuple[str, ...] = ("train",)) -> Dataset:
+        if views == ("weak", "strong"):  # FixMatch: a weak and a strong view of each image
             return _TwoViews(data.items.images, self._transform(), self._transform(strong=True))  # type: ignore[arg-type]
-        return self._train_dataset(data)
-
-    def _model_logits(self, model: nn.Module, data: FitData, autocast: Callable[[], Any]) -> torch.Tensor:
-        images, pre = data.items.images, self._preprocessing()  # type: ignore[union-attr]
-        device = next(model.parameters()).device
-        out = []
-        with autocast():
-            for s in range(0, len(images), 64):
-                out.append(model(center_crop_batch(images[s : s + 64], pre).to(device)).float().cpu())
-        return torch.cat(out)
-
-    def _loop_evaluator(self, data: FitData) -> Callable[..., dict[str, float]]:
-        y = torch.from_numpy(data.y)  # type: ignore[arg-type]
-
-        def evaluate(model: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
-            z = self._model_logits(model, data, autocast)
-            return {
-                "val_loss": float(classification_loss(z, y)),
-                "val_accuracy": float((z.argmax(1) == y).float().mean()),
-            }
-
-        return evaluate
-
-    def _logits(self, data: FitData) -> np.ndarray:
-        tta = bool(getattr(self.strategy_, "tta", False))  # the head learnt on flip-averaged embeddings
-        return self._forward_batches(self.model_, data.items.images, tta=tta)
+        return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
 
     def _bundle_extra(self) -> dict[str, Any]:
         return {"preprocessing": self._preprocessing().to_dict()}
@@ -368,7 +298,7 @@ class ImageClassifier(TransferClassifier):
         """The bundle's architecture with random weights (the bundle's weights are loaded next)."""
         spec = manifest["backbone"]
         if spec["source"] == "timm":
-            from .backbones.timm import create_timm_backbone
+            from ..backbones.timm import create_timm_backbone
 
             backbone = create_timm_backbone(spec["name"], pretrained=False, **spec.get("kwargs", {}))
         else:

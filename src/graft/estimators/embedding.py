@@ -7,6 +7,7 @@ the fast path of domain adaptation and of linear probing when the embeddings wer
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,10 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._estimator import FitData, TransferClassifier, _split_val
-from .backbones.base import Backbone
-from .errors import DataError
-from .strategies.base import Strategy
+from ..backbones.base import Backbone
+from ..errors import DataError
+from ..strategies.base import Strategy
+from ..tasks.base import Task
+from ..tasks.classification import SingleLabel
+from ._fitting import FitData, split_val
+from .base import TransferEstimator
 
 __all__ = ["EmbeddingClassifier"]
 
@@ -37,7 +41,7 @@ class _Vectors:
         return _Vectors(self.X[list(idx)])
 
 
-class EmbeddingClassifier(TransferClassifier):
+class EmbeddingClassifier(TransferEstimator):
     """A classifier on ``(N, F)`` feature vectors, with the same strategies, loop and bundle as the others.
 
     Args:
@@ -54,6 +58,8 @@ class EmbeddingClassifier(TransferClassifier):
 
     task: ClassVar[str] = "embedding-classification"
     modality: ClassVar[str] = "embedding"
+    noun: ClassVar[str] = "rows"
+    trainable_backbone: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -100,8 +106,11 @@ class EmbeddingClassifier(TransferClassifier):
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
         return Backbone(module=_Identity(), modality="embedding", feature_dim=0, spec={"source": "identity"})
 
+    def _make_task(self) -> Task:
+        return SingleLabel()
+
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
-        Xva, yva = _split_val(val)
+        Xva, yva = split_val(val)
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
@@ -131,8 +140,17 @@ class EmbeddingClassifier(TransferClassifier):
             return X
         return (X - self.mean_) / self.scale_
 
-    def _head_features(self, data: FitData) -> tuple[torch.Tensor, np.ndarray]:
-        return torch.from_numpy(self._scale(data.items.X).astype(np.float32)), data.y  # type: ignore[return-value]
+    def _head_features(self, data: FitData) -> tuple[torch.Tensor, Any, list[int] | None]:
+        return torch.from_numpy(self._scale(data.items.X).astype(np.float32)), data.y, None
+
+    def _cache_key_parts(self) -> dict[str, Any]:
+        return {}
+
+    def _batches(self, data: FitData, rows: Sequence[int], batch_size: int = 1024) -> Iterable[tuple[list[int], Any]]:
+        X, rows = self._scale(data.items.X), list(rows)
+        for s in range(0, len(rows), batch_size):
+            chunk = rows[s : s + batch_size]
+            yield list(range(s, s + len(chunk))), torch.from_numpy(X[chunk].astype(np.float32))
 
     def fit(self, X: Any, y: Any = None, **kwargs: Any) -> EmbeddingClassifier:  # type: ignore[override]
         arr = np.asarray(X, dtype=np.float32) if not isinstance(X, (str, Path)) else None
@@ -141,11 +159,6 @@ class EmbeddingClassifier(TransferClassifier):
             self.scale_ = np.where(arr.std(axis=0) > 1e-12, arr.std(axis=0), 1.0).astype(np.float32)
         super().fit(X, y, **kwargs)
         return self
-
-    def _logits(self, data: FitData) -> np.ndarray:
-        head = self.model_.head.eval()
-        with torch.no_grad():
-            return head(torch.from_numpy(self._scale(data.items.X).astype(np.float32))).float().numpy()
 
     def _bundle_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"embedding": {"dim": int(self.backbone_.feature_dim)}}

@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from ._utils import atomic_write_bytes, seed_everything, tune_allocator
-from .errors import ConfigError, TrainingError
+from .._utils import atomic_write_bytes, seed_everything, tune_allocator
+from ..errors import ConfigError, TrainingError
+from .samplers import LengthGroupedBatchSampler
 
 __all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator", "LengthGroupedBatchSampler"]
 
@@ -131,7 +132,7 @@ def make_accelerator(config: TrainConfig) -> Any:
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration
 
-    from ._utils import resolve_device
+    from .._utils import resolve_device
 
     device = resolve_device(config.device)
     mp = _mixed_precision(config.precision, device)
@@ -207,55 +208,6 @@ def _write_metrics(run_dir: Path, phase: str, history: list[dict[str, Any]]) -> 
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
-class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Random batches of similar length, the ``group_by_length`` of ``transformers.Trainer``.
-
-    Each epoch: a seeded permutation is cut into mega-batches of ``batch_size * mega`` items, each mega-batch is
-    sorted by length and cut into batches, and the order of the batches is shuffled. Items of a batch have
-    nearly the same length (padding is small) while every epoch still sees a new random grouping. The order is
-    a function of ``seed`` and the epoch (:meth:`set_epoch`) alone, so a resumed run replays it exactly.
-
-    Args:
-        lengths: length of each item (e.g. tokens).
-        batch_size: items per batch.
-        seed: seeds the order.
-        drop_last: drop the one incomplete batch.
-        mega: mega-batch size in batches (larger: less padding, less randomness).
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, *, seed: int = 0, drop_last: bool = False, mega: int = 50):
-        self.lengths, self.batch_size, self.seed, self.drop_last, self.mega = (
-            list(lengths),
-            batch_size,
-            seed,
-            drop_last,
-            mega,
-        )
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self):  # type: ignore[override]
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(len(self.lengths), generator=g).tolist()
-        size = self.batch_size * self.mega
-        order = [
-            i
-            for s in range(0, len(perm), size)
-            for i in sorted(perm[s : s + size], key=lambda k: self.lengths[k], reverse=True)
-        ]
-        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        for b in torch.randperm(len(batches), generator=g).tolist():
-            yield batches[b]
-
-
 def run_loop(
     model: nn.Module,
     *,
@@ -318,7 +270,16 @@ def run_loop(
             collate_fn=collate_fn,
             drop_last=drop_last,
         )
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    # Several processes (``accelerate launch``): each takes its shard of every global batch and gradients are averaged
+    # across processes before each optimizer step. The model is not wrapped in DistributedDataParallel, so losses
+    # may call any of its sub-modules (a strategy's ``model.head``, ``model.embed``).
+    distributed = accelerator.num_processes > 1
+    if distributed:
+        model = model.to(device)
+        optimizer, loader = accelerator.prepare(optimizer, loader)
+    else:
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    main = accelerator.is_main_process
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
 
@@ -340,7 +301,7 @@ def run_loop(
     def autocast() -> Any:
         return accelerator.autocast() if accelerator.mixed_precision != "no" else nullcontext()
 
-    progress = _progress(config.verbose and start_epoch < config.epochs)
+    progress = _progress(config.verbose and main and start_epoch < config.epochs)
     task = progress.add_task(phase, total=(config.epochs - start_epoch) * len(loader), loss="") if progress else None
     unwrapped = accelerator.unwrap_model(model)
     try:
@@ -364,6 +325,8 @@ def run_loop(
                             f"(now {config.lr}) or use precision='fp32'."
                         )
                     accelerator.backward(loss)
+                    if accelerator.sync_gradients and distributed:
+                        _average_gradients(unwrapped, accelerator)
                     if accelerator.sync_gradients and config.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                     optimizer.step()
@@ -380,6 +343,9 @@ def run_loop(
                         loss=f"loss {total / max(count, 1):.4f}",
                         description=f"{phase} {epoch + 1}/{config.epochs}",
                     )
+            if distributed:  # the epoch's mean loss over every process's examples
+                summed = accelerator.reduce(torch.tensor([total, float(count)], device=device), "sum")
+                total, count = float(summed[0]), int(summed[1])
             logs: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "train_loss": total / max(count, 1),
@@ -406,7 +372,7 @@ def run_loop(
             result.history.append(logs)
             stop = config.patience is not None and bad_epochs >= config.patience
             done = stop or epoch + 1 == config.epochs
-            if ckpt_dir is not None and run_dir is not None:
+            if ckpt_dir is not None and run_dir is not None and main:
                 _save_checkpoint(
                     ckpt_dir / "last.pt",
                     {
@@ -423,7 +389,7 @@ def run_loop(
                     },
                 )
                 _write_metrics(run_dir, phase, result.history)
-            if config.verbose and config.log_epochs:
+            if config.verbose and config.log_epochs and main:
                 _print_epoch(phase, logs, improved)
             if on_epoch_end:
                 on_epoch_end(epoch, logs)
@@ -436,13 +402,30 @@ def run_loop(
     if best_state is not None:
         unwrapped.load_state_dict(best_state)
     result.seconds = time.perf_counter() - t_start
-    if config.verbose and not config.log_epochs and result.history:
+    if config.verbose and not config.log_epochs and result.history and main:
         _print_epoch(f"{phase} ({len(result.history)} epochs, {result.seconds:.1f}s) best", result.best, False)
     # drop the mixed-precision forward wrapper that prepare() installed: inference after training runs in the same
     # precision as a model loaded from its bundle
     accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     accelerator.free_memory()
     return result
+
+
+def _average_gradients(model: nn.Module, accelerator: Any) -> None:
+    """Average every parameter's gradient over the processes (what DistributedDataParallel does in its hooks)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    for p in params:  # the same tensor layout on every process, whichever parameters this shard reached
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = accelerator.reduce(flat, "mean")
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def _progress(enabled: bool) -> Any:

@@ -1,0 +1,213 @@
+"""Where the images of each split are: class-folder layouts, split folders, and ``path,label[,split]`` CSV files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
+from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
+from graft.errors import DataError, did_you_mean
+
+__all__ = ["IMAGE_EXTENSIONS", "find_splits"]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+"""File extensions (lower-case, with the dot) that folder scans treat as images."""
+
+
+_PATH_COLUMNS = ("path", "file", "filename", "image", "filepath")
+
+
+_LABEL_COLUMNS = ("label", "class", "target", "y", "category")
+
+
+_SPLIT_COLUMNS = ("split",)
+
+
+_LAYOUT_HINT = "Give a folder of class sub-folders (root/<class>/*.jpg) or a CSV of path,label."
+
+
+def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """Find the images and labels of each split in a folder or CSV.
+
+    Supported layouts:
+
+    * ``root/{train,val,test}/<class>/<images>``; ``valid``/``validation`` count as ``val``,
+      ``training`` as ``train`` and ``testing`` as ``test``. ``train`` is required.
+    * ``root/<class>/<images>``: everything is ``train``.
+    * A CSV file with a header row. The path column is the first of ``path``, ``file``, ``filename``,
+      ``image``, ``filepath`` and the label column the first of ``label``, ``class``, ``target``, ``y``,
+      ``category`` (case-insensitive). Relative paths resolve against the CSV's folder. An optional
+      ``split`` column with values ``train``/``val``/``test`` (or their aliases) splits the rows.
+
+    In folders, class folders and files are sorted by name; hidden entries (starting with ``.``) and
+    files without an image extension (:data:`IMAGE_EXTENSIONS`) are ignored. CSV rows keep file order.
+
+    Args:
+        path: A folder or a CSV file.
+
+    Returns:
+        ``{"train": (paths, labels), "val": ..., "test": ...}`` with only the splits present, in that order.
+
+    Raises:
+        DataError: ``path`` does not exist, the layout is not recognised, a class folder holds no images,
+            or the CSV lacks a path/label column or has an empty cell or unknown split value.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"'{path}' does not exist. {_LAYOUT_HINT}")
+    if root.is_file():
+        if root.suffix.lower() not in {".csv", ".tsv", ".txt"}:
+            raise DataError(f"'{path}' is a file but not a CSV (it ends in '{root.suffix}'). {_LAYOUT_HINT}")
+        return _read_csv(root, str(path))
+    split_dirs = _split_dirs(root)
+    if split_dirs:
+        if "train" not in split_dirs:
+            found = ", ".join(f"'{d.name}'" for d in split_dirs.values())
+            raise DataError(
+                f"'{path}' has split folders ({found}) but no 'train' folder. Add '{Path(path) / 'train'}' "
+                "with one sub-folder per class, or give the training folder itself."
+            )
+        return {
+            name: _scan_class_folders(split_dirs[name], Path(path) / split_dirs[name].name)
+            for name in _SPLIT_ORDER
+            if name in split_dirs
+        }
+    return {"train": _scan_class_folders(root, Path(path))}
+
+
+def _visible_subdirs(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as it:
+        entries = [e for e in it if not e.name.startswith(".") and e.is_dir()]
+    return sorted(entries, key=lambda e: e.name)
+
+
+def _split_dirs(root: Path) -> dict[str, Path]:
+    """Return ``{canonical split: folder}`` if ``root`` uses the split layout, else ``{}``.
+
+    The split layout applies when at least one split-named folder holds sub-folders (class folders); a class
+    that happens to be called ``test`` and holds images directly keeps the class layout.
+    """
+    named = [(e, _SPLIT_ALIASES[e.name.lower()]) for e in _visible_subdirs(root) if e.name.lower() in _SPLIT_ALIASES]
+    if not any(_visible_subdirs(Path(e.path)) for e, _ in named):
+        return {}
+    found: dict[str, Path] = {}
+    for entry, canonical in named:
+        if canonical in found:
+            raise DataError(
+                f"'{root}' has two folders for the {canonical} split: '{found[canonical].name}' and "
+                f"'{entry.name}'. Merge them or rename one."
+            )
+        found[canonical] = Path(entry.path)
+    return found
+
+
+def _scan_class_folders(folder: Path, shown: Path) -> tuple[list[str], list[str]]:
+    """List ``shown/<class>/<image>`` paths and their class names for a class-folder layout."""
+    classes = _visible_subdirs(folder)
+    if not classes:
+        has_images = any(_is_image_name(name) for name in os.listdir(folder))
+        what = "image files but no class sub-folders" if has_images else "no class sub-folders"
+        raise DataError(
+            f"'{shown}' contains {what}. Put each class's images in its own sub-folder "
+            f"('{shown / '<class>'}/*.jpg'), or give a CSV of path,label."
+        )
+    paths: list[str] = []
+    labels: list[str] = []
+    for cls in classes:
+        with os.scandir(cls.path) as it:
+            names = sorted(e.name for e in it if _is_image_name(e.name) and e.is_file())
+        if not names:
+            raise DataError(
+                f"Class folder '{shown / cls.name}' contains no images (looked for "
+                f"{', '.join(sorted(IMAGE_EXTENSIONS))}). Add images to it or remove the folder."
+            )
+        paths.extend(str(shown / cls.name / name) for name in names)
+        labels.extend([cls.name] * len(names))
+    return paths, labels
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _pick_column(columns: dict[str, str], candidates: Sequence[str]) -> str | None:
+    for candidate in candidates:
+        if candidate in columns:
+            return columns[candidate]
+    return None
+
+
+def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Read a ``path,label[,split]`` CSV into per-split lists."""
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"'{shown}' is not UTF-8 text ({exc}). Save the CSV as UTF-8 and try again.") from exc
+    first_line = text.split("\n", 1)[0]
+    delimiter = next((d for d in (",", "\t", ";") if d in first_line), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    while header is not None and not any(cell.strip() for cell in header):
+        header = next(reader, None)
+    if header is None:
+        raise DataError(f"CSV '{shown}' is empty. Write a header row 'path,label' and one row per image.")
+    columns = {name.strip().lower(): name.strip() for name in header}
+    path_col = _pick_column(columns, _PATH_COLUMNS)
+    label_col = _pick_column(columns, _LABEL_COLUMNS)
+    if path_col is None or label_col is None:
+        found = ", ".join(f"'{c.strip()}'" for c in header)
+        missing = "path" if path_col is None else "label"
+        wanted = _PATH_COLUMNS if path_col is None else _LABEL_COLUMNS
+        raise DataError(
+            f"CSV '{shown}' has no {missing} column; columns found: {found}. Name the {missing} column "
+            f"one of {', '.join(wanted)} (the first row must be a header)."
+        )
+    split_col = _pick_column(columns, _SPLIT_COLUMNS)
+    index = {name.strip(): i for i, name in reversed(list(enumerate(header)))}
+    path_i, label_i = index[path_col], index[label_col]
+    split_i = None if split_col is None else index[split_col]
+    base = csv_path.parent
+
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num
+
+        def cell(i: int, what: str, row: list[str] = row, line: int = line) -> str:
+            value = row[i].strip() if i < len(row) else ""
+            if not value:
+                raise DataError(f"CSV '{shown}' line {line}: the {what} cell is empty. Fill it in or delete the row.")
+            return value
+
+        file_value = cell(path_i, f"'{path_col}'")
+        label = cell(label_i, f"'{label_col}'")
+        split = "train"
+        if split_i is not None:
+            raw = cell(split_i, f"'{split_col}'")
+            canonical = _SPLIT_ALIASES.get(raw.lower())
+            if canonical is None:
+                raise DataError(
+                    f"CSV '{shown}' line {line}: unknown split '{raw}'."
+                    f"{did_you_mean(raw.lower(), _SPLIT_ALIASES)} Use train, val or test."
+                )
+            split = canonical
+        file_path = Path(file_value).expanduser()
+        resolved = file_path if file_path.is_absolute() else base / file_path
+        paths, labels = out.setdefault(split, ([], []))
+        paths.append(str(resolved))
+        labels.append(label)
+    if not out:
+        raise DataError(f"CSV '{shown}' has a header but no rows. Add one 'path,label' row per image.")
+    if "train" not in out:
+        raise DataError(
+            f"CSV '{shown}' has no rows with split 'train' (found: {', '.join(out)}). "
+            "Mark the training rows with split=train."
+        )
+    return {name: out[name] for name in _SPLIT_ORDER if name in out}

@@ -1,0 +1,98 @@
+"""Pieces of a fit that are not the estimator's API: the data of one split, validation arguments, the run folder."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["FitData", "split_val", "prepare_run_dir"]
+
+
+def split_val(val: Any) -> tuple[Any, Any]:
+    """``fit(val=...)``: inputs alone, or an ``(X, y)`` tuple for arrays and lists."""
+    if val is None:
+        return None, None
+    return val if isinstance(val, tuple) else (val, None)
+
+
+class FitData:
+    """Inputs read for one split: ``items`` (modality-specific), encoded labels ``y``, content hashes, sources.
+
+    ``derived`` holds what a modality computes once per split (token ids, NER windows); subsets start without it.
+    """
+
+    def __init__(self, items: Any, y: Any, hashes: Sequence[str], sources: Sequence[str]) -> None:
+        self.items, self.y, self.hashes, self.sources = items, y, list(hashes), list(sources)
+        self.derived: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def subset(self, idx: Sequence[int]) -> FitData:
+        idx = list(idx)
+        items = self.items.subset(idx) if hasattr(self.items, "subset") else [self.items[i] for i in idx]
+        y = None if self.y is None else self.y[idx]
+        return FitData(items, y, [self.hashes[i] for i in idx], [self.sources[i] for i in idx])
+
+
+def prepare_run_dir(
+    output_dir: str | Path | None, *, resume: bool, overwrite: bool, device: str = "auto"
+) -> Path | None:
+    """Create (or check, when resuming) the run directory; ``None`` when there is none.
+
+    Under ``accelerate launch`` every process checks, the main process alone deletes and creates, and the others
+    wait for it.
+
+    Raises:
+        ConfigError: the directory exists and neither ``resume`` nor ``overwrite`` was given, or ``resume`` was given
+            for a directory without checkpoints.
+    """
+    if output_dir is None:
+        return None
+    run = Path(output_dir)
+    if run.exists() and any(run.iterdir()) and not resume and not overwrite:
+        raise ConfigError(
+            f"Run directory '{run}' already exists. Pass resume=True (CLI: --resume) to continue it, "
+            "overwrite=True (--overwrite) to replace it, or choose another output directory."
+        )
+    if resume and not (run / "checkpoints").exists():
+        raise ConfigError(f"Nothing to resume in '{run}': it has no checkpoints/. Start the run without resume.")
+    state = process_state(device)
+    if state.is_main_process:
+        if run.exists() and any(run.iterdir()) and not resume:
+            shutil.rmtree(run)
+        run.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
+    return run
+
+
+class _SingleProcess:
+    is_main_process = True
+
+    def wait_for_everyone(self) -> None:
+        return None
+
+
+def process_state(device: str = "auto") -> Any:
+    """This process's place among the processes of ``accelerate launch`` (a trivial one-process state otherwise, so a
+    plain run initialises no distributed state before its first phase picks a device)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _SingleProcess()
+    from accelerate import PartialState
+
+    from .._utils import resolve_device
+
+    return PartialState(cpu=resolve_device(device) == "cpu")
+
+
+def plain(v: Any) -> Any:
+    """A numpy scalar as its Python value (JSON-ready), anything else unchanged."""
+    return v.item() if isinstance(v, np.generic) else v

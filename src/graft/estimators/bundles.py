@@ -1,0 +1,131 @@
+"""An estimator as bundle parts (weights, manifest, extra files) and back; :func:`load` finds the estimator class by
+the task name the bundle records."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..errors import BundleError
+from ._fitting import plain
+
+if TYPE_CHECKING:
+    from .base import TransferEstimator
+
+__all__ = ["ESTIMATORS", "estimator_class", "bundle_parts", "load"]
+
+#: task name in bundles -> (module, class) of its estimator; imported on first use
+ESTIMATORS: dict[str, tuple[str, str]] = {
+    "image-classification": ("graft.estimators.image", "ImageClassifier"),
+    "text-classification": ("graft.estimators.text", "TextClassifier"),
+    "token-classification": ("graft.estimators.tokens", "TokenClassifier"),
+    "embedding-classification": ("graft.estimators.embedding", "EmbeddingClassifier"),
+}
+
+
+def estimator_class(task: str) -> type[TransferEstimator]:
+    """The estimator class registered for ``task``."""
+    if task not in ESTIMATORS:
+        raise BundleError(f"this Graft version cannot load a '{task}' model; known: {', '.join(ESTIMATORS)}.")
+    module, name = ESTIMATORS[task]
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def bundle_parts(
+    est: TransferEstimator,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], Callable[[Path], None]]:
+    """``(tensors, manifest, write_extra_files)`` of a fitted estimator."""
+    params = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in est.get_params(deep=False).items()
+        if k not in ("strategy", "output_dir", "overwrite")
+    }
+    adaptation = getattr(est, "adaptation_diagnostics_", None) if est.strategy_.adaptation else None
+    manifest = {
+        "task": est.task,
+        "estimator": type(est).__name__,
+        "labels": [plain(c) for c in est.classes_],
+        "backbone": est.backbone_.spec,
+        "feature_dim": est.backbone_.feature_dim,
+        "head": est.model_.head.config(),
+        "strategy": est.strategy_.to_config(),
+        "label_task": est.task_.name,
+        "params": params,
+        "training": {
+            "n_train": getattr(est, "n_train_", None),
+            "n_val": getattr(est, "n_val_", None),
+            "best_epoch": getattr(est, "best_epoch_", None),
+            "best": getattr(est, "best_metrics_", None),
+            "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
+            "history": getattr(est, "history_", []),
+            "adaptation": adaptation,
+        },
+        "metrics": {"val": getattr(est, "val_metrics_", None)},
+        **est.task_.state(),  # e.g. multi-label thresholds at the top level, as format 1 readers expect
+        **est._bundle_extra(),
+    }
+    tensors = dict(est.model_.state_dict())
+    return tensors, manifest, est._save_files
+
+
+def restore(
+    cls: type[TransferEstimator], path: Path, m: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None
+) -> TransferEstimator:
+    """A fitted estimator from a bundle's manifest and weights."""
+    from ..strategies import resolve_strategy
+    from ..tasks.classification import ClassificationHead, TransferModel
+
+    params = dict(m["params"])
+    if device is not None:
+        params["device"] = device
+    est = cls(**params, strategy=m["strategy"]["name"])
+    est.strategy = resolve_strategy(m["strategy"]["name"], **m["strategy"]["params"])
+    backbone = est._backbone_from_bundle(path, m)
+    est.strategy.restore(backbone.module)  # e.g. LoRA adapters kept separate (merge=False)
+    model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise BundleError(
+            f"'{path / 'model.safetensors'}' does not fit the architecture in graft.json: {str(e)[:300]}"
+        ) from None
+    model.eval()
+    est.backbone_, est.model_, est.strategy_ = backbone, model, est.strategy
+    est.task_ = est._make_task()
+    est.task_.load_state(m)
+    est.classes_ = np.asarray(m["labels"])
+    est.val_metrics_ = (m.get("metrics") or {}).get("val")
+    training = m.get("training") or {}
+    est.history_ = training.get("history", [])
+    est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
+    est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
+    est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
+    if training.get("adaptation") is not None:
+        est.adaptation_diagnostics_ = training["adaptation"]
+    est.manifest_ = m
+    return est
+
+
+def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferEstimator:
+    """Load a bundle written by ``save`` / ``graft train`` as a fitted estimator.
+
+    Args:
+        path: the bundle directory.
+        device: where to run predictions (default: the saved setting).
+        verify: check weight files against the SHA-256 recorded in ``graft.json``.
+
+    Example:
+        >>> model = graft.load("runs/ants")  # doctest: +SKIP
+        >>> model.predict(["photo.jpg"])  # doctest: +SKIP
+    """
+    from ..bundle import read_manifest, read_tensors
+
+    path = Path(path)
+    m = read_manifest(path)
+    cls = estimator_class(str(m.get("task")))
+    return restore(cls, path, m, read_tensors(path, m, verify=verify), device)

@@ -1,0 +1,216 @@
+"""Text classification by transfer learning: :class:`TextClassifier` (sentiment, topics, sentence pairs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..backbones import Backbone
+from ..errors import DataError
+from ..strategies.base import Strategy
+from ..tasks.base import Task, label_key
+from ..tasks.classification import SingleLabel
+from ..tasks.multilabel import MultiLabel
+from ._fitting import FitData, split_val
+from ._text import TextBatcher, build_text_backbone, save_text_files, text_backbone_from_bundle, text_cache_parts
+from .base import TransferEstimator
+
+__all__ = ["TextClassifier", "TextBatcher"]
+
+
+class _EncodedTexts(Dataset):
+    def __init__(self, encoded: list[dict[str, list[int]]], y: np.ndarray) -> None:
+        self.encoded, self.y = encoded, y
+        self.lengths = [len(e["input_ids"]) for e in encoded]  # for length-grouped batches
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, list[int]], Any]:
+        return self.encoded[i], self.y[i]
+
+
+class TextClassifier(TransferEstimator):
+    """Adapt a pretrained language model to a text classification task.
+
+    Args:
+        backbone: ``minilm`` (offline default), any Hugging Face model id (``bert-base-uncased``, ``gpt2``) or a
+            local model folder.
+        strategy: ``fine-tune``, ``feature-extraction``, ``lora`` or a :class:`graft.strategies.Strategy`.
+        text_column: column holding the text (auto-detected from common names when ``None``).
+        text_pair_column: second text column for sentence-pair tasks (NLI, paraphrase).
+        label_column: column holding the label (auto-detected).
+        max_length: longest input in tokens; longer texts are truncated.
+        pooling: ``mean``, ``cls`` or ``last`` (default: mean for encoders, last token for causal LMs).
+        multi_label: each text has any number of labels (sigmoid outputs, one threshold per label tuned on the
+            validation split for F1); labels are lists, or strings joined by ``label_sep``.
+        label_sep: separator of multi-label strings (default: guessed from ``|``, ``,``, ``;``).
+        epochs, lr, batch_size, weight_decay, grad_accum, precision, schedule, patience, val_fraction, seed,
+        device, pretrained, weights, cache, output_dir, overwrite, verbose: as for
+            :class:`graft.ImageClassifier`.
+        backbone_config: build the backbone from this ``transformers`` config dict instead of the hub/folder
+            config (random weights; for tests and from-scratch baselines). Its tokenizer comes from ``backbone``.
+
+    Example:
+        >>> clf = graft.TextClassifier("minilm", strategy="fine-tune")  # doctest: +SKIP
+        >>> clf.fit("reviews.csv").predict(["great battery, awful screen"])  # doctest: +SKIP
+    """
+
+    task: ClassVar[str] = "text-classification"
+    modality: ClassVar[str] = "text"
+    noun: ClassVar[str] = "texts"
+
+    def __init__(
+        self,
+        backbone: str = "minilm",
+        strategy: str | Strategy = "fine-tune",
+        *,
+        text_column: str | None = None,
+        text_pair_column: str | None = None,
+        label_column: str | None = None,
+        max_length: int = 128,
+        pooling: str | None = None,
+        multi_label: bool = False,
+        label_sep: str | None = None,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int = 32,
+        weight_decay: float = 0.01,
+        grad_accum: int = 1,
+        precision: str = "auto",
+        schedule: str = "cosine",
+        patience: int | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        device: str = "auto",
+        pretrained: bool = True,
+        weights: str | None = None,
+        cache: bool = True,
+        output_dir: str | Path | None = None,
+        overwrite: bool = False,
+        verbose: bool = False,
+        backbone_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.text_column = text_column
+        self.text_pair_column = text_pair_column
+        self.label_column = label_column
+        self.max_length = max_length
+        self.pooling = pooling
+        self.multi_label = multi_label
+        self.label_sep = label_sep
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.grad_accum = grad_accum
+        self.precision = precision
+        self.schedule = schedule
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.device = device
+        self.pretrained = pretrained
+        self.weights = weights
+        self.cache = cache
+        self.output_dir = output_dir
+        self.overwrite = overwrite
+        self.verbose = verbose
+        self.backbone_config = backbone_config
+
+    # ------------------------------------------------------------------ hooks
+    def _build_backbone(self, pretrained: bool = True) -> Backbone:
+        return build_text_backbone(
+            self.backbone,
+            pretrained=pretrained,
+            weights=self.weights,
+            max_length=self.max_length,
+            pooling=self.pooling,
+            config=self.backbone_config,
+        )
+
+    def _make_task(self) -> Task:
+        return MultiLabel() if self.multi_label else SingleLabel()
+
+    def _batcher(self) -> TextBatcher:
+        return TextBatcher(self.backbone_.tokenizer, int(self.backbone_.spec.get("max_length", self.max_length)))
+
+    def _read_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "text_column": self.text_column,
+            "text_pair_column": self.text_pair_column,
+            "label_column": self.label_column,
+        }
+        if self.multi_label:
+            kw.update(multi_label=True, label_sep=self.label_sep)
+        return kw
+
+    def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        from ..data.text import find_text_splits
+
+        Xva, yva = split_val(val)
+        if isinstance(X, (str, Path)) and y is None and Path(X).exists():
+            splits = find_text_splits(X, **self._read_kwargs())
+            if Xva is None and "val" in splits:
+                Xva = splits["val"]
+            return splits["train"], None, Xva, yva
+        return X, y, Xva, yva
+
+    def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        from ..data.text import TextSet, find_text_splits
+        from ..data.text_inputs import load_texts
+
+        if isinstance(X, TextSet):
+            ts = X
+        elif isinstance(X, (str, Path)) and y is None and Path(X).exists():
+            splits = find_text_splits(X, **self._read_kwargs())
+            order = {"training data": ("train",), "validation data": ("val", "train"), "input": ("train",)}.get(
+                what, ("test", "val", "train")
+            )
+            ts = splits[next(k for k in order + ("train",) if k in splits)]
+        else:
+            ts = load_texts(X, y, **self._read_kwargs())
+        if len(ts) == 0:
+            raise DataError(f"{what} holds no texts.")
+        labels: list[Any] | None = ts.labels  # type: ignore[assignment]
+        if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
+            original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
+            labels = [original.get(v, v) for v in labels]
+        return FitData(ts, None, ts.hashes, ts.sources), labels
+
+    def _encoded(self, data: FitData) -> list[dict[str, list[int]]]:
+        if "encoded" not in data.derived:
+            data.derived["encoded"] = self._batcher().encode(data.items.texts, data.items.pairs)
+        return data.derived["encoded"]  # type: ignore[no-any-return]
+
+    def _cache_key_parts(self) -> dict[str, Any]:
+        return text_cache_parts(self.backbone_, f"fp32-{self.task}-v1")
+
+    def _batches(self, data: FitData, rows: Sequence[int], batch_size: int = 64) -> Iterable[tuple[list[int], Any]]:
+        encoded = self._encoded(data)
+        return self._batcher().batches([encoded[i] for i in rows], batch_size)
+
+    def _train_dataset(self, data: FitData, views: tuple[str, ...] = ("train",)) -> Dataset:
+        return _EncodedTexts(self._encoded(data), data.y)  # type: ignore[arg-type]
+
+    def _collate_fn(self) -> Callable[[list[Any]], Any]:
+        return self._batcher().collate
+
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {
+            "text": {
+                "max_length": int(self.backbone_.spec.get("max_length", self.max_length)),
+                "pooling": self.backbone_.spec.get("pooling"),
+            }
+        }
+
+    def _save_files(self, directory: Path) -> None:
+        save_text_files(self.backbone_, directory)
+
+    def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
+        return text_backbone_from_bundle(path, manifest)

@@ -1,0 +1,60 @@
+"""The phases a strategy plans. Each names one :func:`~graft.training.loop.run_loop` call; the estimator runs the
+plan in order (:func:`graft.training.phases.run_plan`). Plans are plain data, so strategies depend on nothing else.
+
+* :class:`HeadPhase`: fit the head on frozen, cached embeddings (feature extraction; the warm-up of fine-tuning).
+* :class:`BackbonePhase`: train the backbone with the head: layer groups at the strategy's learning rates, scheduled
+  unfreezing, adapters injected before and merged after (fine-tuning, LoRA).
+* :class:`AdaptPhase`: domain adaptation of a bottleneck and head on frozen source and target embeddings.
+* :class:`DeepAdaptPhase`: domain adaptation of backbone and head together, source and target batches each step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = ["Phase", "HeadPhase", "BackbonePhase", "AdaptPhase", "DeepAdaptPhase"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase; ``name`` keys its checkpoints (``checkpoints/<name>/``) and history rows."""
+
+    name: str
+    #: the phase changes the backbone's weights (else the fitted model is the frozen backbone plus a head)
+    trains_backbone: ClassVar[bool] = False
+    #: the phase needs unlabelled target-domain data
+    needs_target: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class HeadPhase(Phase):
+    """Fit the head on cached embeddings. ``warmup``: an initialisation before a backbone phase (a fixed 60 epochs
+    at 3e-3 on at most 10,000 examples); else the final model (the strategy's epochs and learning rate)."""
+
+    name: str = "head"
+    warmup: bool = False
+
+
+@dataclass(frozen=True)
+class BackbonePhase(Phase):
+    """Train the backbone (or adapters in it) with the head."""
+
+    trains_backbone: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class AdaptPhase(Phase):
+    """Adapt a bottleneck and head on frozen source/target embeddings. ``then_deep``: a deep phase follows (it
+    measures the adaptation diagnostics instead)."""
+
+    needs_target: ClassVar[bool] = True
+    then_deep: bool = False
+
+
+@dataclass(frozen=True)
+class DeepAdaptPhase(Phase):
+    """Adapt backbone and head together with the method's loss."""
+
+    trains_backbone: ClassVar[bool] = True
+    needs_target: ClassVar[bool] = True
