@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from graft.cli import app
 
 ENV = {"COLUMNS": "4000", "NO_COLOR": "1"}  # no line wrapping of long paths in messages
+SMALL = ("--image-size", "32")  # the embedded backbone at 32 px: fast enough for every CLI test
 
 
 def _invoke(*args: str) -> Any:
@@ -29,7 +30,7 @@ def _flat(text: str) -> str:
 
 
 def _train_args(data: Path, run: Path, *extra: str) -> list[str]:
-    return ["train", str(data), "-o", str(run), "--strategy", "feature-extraction", "--device", "cpu", *extra]
+    return ["train", str(data), "-o", str(run), "--strategy", "feature-extraction", "--device", "cpu", *SMALL, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +176,9 @@ def test_unknown_strategy_exits_2(image_folder: Any, tmp_path: Path) -> None:
 
 def test_train_with_the_default_strategy(image_folder: Any, tmp_path: Path) -> None:
     data = image_folder("data", n_per_class=4)
-    result = _invoke("train", data, "-o", tmp_path / "run", "--epochs", "1", "--device", "cpu", "--no-cache", "--json")
+    result = _invoke(
+        "train", data, "-o", tmp_path / "run", "--epochs", "1", "--device", "cpu", "--no-cache", "--json", *SMALL
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["strategy"] == "fine-tune"
 
@@ -186,7 +189,8 @@ def test_train_sets_strategy_parameters(image_folder: Any, tmp_path: Path) -> No
     data = image_folder("data", n_per_class=4)
     run = tmp_path / "run"
     extra = ["--set", "lr_decay=0.5", "--set", "freeze-epochs=1", "--set", "optimizer=sgd", "--set", "gradual=true"]
-    result = _invoke("train", data, "-o", run, "--epochs", "1", "--device", "cpu", "--no-cache", "--json", *extra)
+    args = ("train", data, "-o", run, "--epochs", "1", "--device", "cpu", "--no-cache", "--json", *SMALL)
+    result = _invoke(*args, *extra)
     assert result.exit_code == 0, result.output
     strategy = graft.load(run).strategy_
     assert (strategy.lr_decay, strategy.freeze_epochs, strategy.optimizer, strategy.gradual) == (0.5, 1, "sgd", True)
@@ -330,6 +334,7 @@ def test_compare_adaptation_bad_output_extension_exits_2(domains: tuple[Path, Pa
     assert not (tmp_path / "rows.txt").exists()
 
 
+@pytest.mark.slow
 def test_train_deep_adaptation(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
     source, target, _ = domains
     run = tmp_path / "deep"

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import graft
+from graft._cache import count_entries
 from graft.backbones import create_backbone, get_entry, list_backbones
 from graft.backbones.embedded import lukemelas_to_timm
 from graft.backbones.timm import load_state_dict_file
@@ -144,12 +145,11 @@ def test_feature_extraction_on_digits_learns_and_reuses_the_cache(graft_cache_di
     first = fit()
     accuracy = first.score(X_test, y_test)
     assert accuracy > 0.6, f"accuracy {accuracy:.3f} is not clearly above chance (0.1)"
-    cached = list(graft_cache_dir.rglob("*.npy"))
-    assert len(cached) == 180, "one embedding per training image (prediction writes nothing)"
+    assert count_entries(graft_cache_dir) == 180, "one embedding per training image (prediction writes nothing)"
     assert first.evaluate(X_test, y_test)["accuracy"] == pytest.approx(accuracy)
-    assert len(list(graft_cache_dir.rglob("*.npy"))) == 240, "evaluation caches its 60 test embeddings"
+    assert count_entries(graft_cache_dir) == 240, "evaluation caches its 60 test embeddings"
 
     second = fit()
     assert second.embed_seconds_ < 0.5 * first.embed_seconds_, (first.embed_seconds_, second.embed_seconds_)
-    assert len(list(graft_cache_dir.rglob("*.npy"))) == 240, "the second fit adds nothing to the cache"
+    assert count_entries(graft_cache_dir) == 240, "the second fit adds nothing to the cache"
     np.testing.assert_allclose(second.predict_proba(X_test), first.predict_proba(X_test), atol=1e-6)

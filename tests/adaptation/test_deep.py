@@ -18,6 +18,7 @@ def _rows(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dann", "coral", "self-training"])
 def test_deep_image_adaptation_trains_the_backbone_and_round_trips(
     name: str, tiny: Any, helpers: Any, tmp_path: Path

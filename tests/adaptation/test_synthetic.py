@@ -85,7 +85,11 @@ def source_only() -> dict[str, float]:
 
 @pytest.mark.parametrize(
     ("strategy", "problem"),
-    [("dann", "rotated-moons"), ("coral", "shifted-blobs"), ("self-training", "shifted-blobs")],
+    [
+        pytest.param("dann", "rotated-moons", marks=pytest.mark.slow),
+        ("coral", "shifted-blobs"),
+        ("self-training", "shifted-blobs"),
+    ],
 )
 def test_adaptation_beats_source_only(strategy: str, problem: str, source_only: dict[str, float]) -> None:
     data = PROBLEMS[problem](SEED)

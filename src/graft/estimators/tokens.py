@@ -312,7 +312,7 @@ class TokenClassifier(TransferEstimator):
             fresh = self._outputs(self.backbone_.module, data.subset(todo), what="embedding")
             for j, i in enumerate(todo):
                 found[i] = fresh[j]
-                cache.put_many([data.hashes[i]], fresh[j][None])
+            cache.put_many([data.hashes[i] for i in todo], fresh)
         lengths = [len(t) for t in data.items.tokens]
         feats = np.concatenate([np.asarray(f).reshape(n, -1) for f, n in zip(found, lengths)])
         y = np.concatenate(list(data.y)) if data.y is not None else None
