@@ -142,8 +142,30 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` as the best available device (CUDA, then Apple MPS, then the CPU); other names unchanged.
+
+    Raises:
+        ConfigError: the device is not a device name, or names one this machine does not have.
+    """
     import torch
 
+    from .errors import ConfigError
+
+    if device != "auto":
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ConfigError(f"'{device}' is not a device; use auto, cpu, cuda, cuda:1 or mps.") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}': this machine has no CUDA GPU that torch can use. Use cpu or auto.")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device '{device}': there are {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1})."
+            )
+        mps = getattr(torch.backends, "mps", None)
+        if dev.type == "mps" and not (mps is not None and mps.is_available()):
+            raise ConfigError(f"device '{device}': Apple MPS is not available here. Use cpu or auto.")
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FitData", "split_val", "prepare_run_dir"]
+__all__ = ["FitData", "split_val", "prepare_run_dir", "process_state", "check_settings"]
 
 
 def split_val(val: Any) -> tuple[Any, Any]:
@@ -91,6 +91,26 @@ def process_state(device: str = "auto") -> Any:
     from .._utils import resolve_device
 
     return PartialState(cpu=resolve_device(device) == "cpu")
+
+
+def check_settings(est: Any, strategy: Any) -> None:
+    """Every setting of ``est`` checked before any file is read or written (a bad one is a ConfigError)."""
+    from .._utils import resolve_device
+    from ..training.loop import TrainConfig
+
+    resolve_device(est.device)
+    if not 0.0 <= float(est.val_fraction or 0.0) < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1); got {est.val_fraction}.")
+    if est.patience is not None and est.patience < 1:
+        raise ConfigError(f"patience must be >= 1 epoch (or None); got {est.patience}.")
+    TrainConfig(
+        epochs=int(est.epochs if est.epochs is not None else strategy.default_epochs),
+        lr=float(est.lr if est.lr is not None else strategy.lr_for(est.modality)),
+        batch_size=est.batch_size,
+        grad_accum=est.grad_accum,
+        precision=est.precision,
+        schedule=est.schedule,
+    )
 
 
 def plain(v: Any) -> Any:

@@ -28,7 +28,7 @@ from ..tasks.base import Task
 from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
-from ._fitting import FitData, prepare_run_dir, process_state
+from ._fitting import FitData, check_settings, prepare_run_dir, process_state
 
 __all__ = ["TransferEstimator", "FitData"]
 
@@ -191,6 +191,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         t0 = time.perf_counter()
         strategy = self._strategy()
         strategy.validate()
+        check_settings(self, strategy)
         plan = strategy.plan()
         needs_target = any(p.needs_target for p in plan)
         if not self.trainable_backbone and any(p.trains_backbone for p in plan):

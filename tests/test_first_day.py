@@ -1,0 +1,92 @@
+"""A new user's first day: the README's commands work as written, and mistakes end in a clear message (exit 2),
+never a traceback, before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from graft.cli import app
+
+ENV = {"COLUMNS": "4000", "NO_COLOR": "1"}
+SMALL = ("--image-size", "32", "--device", "cpu")
+
+
+def _invoke(*args: Any) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def _refused(result: Any, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for needle in needles:
+        assert needle in text, text
+
+
+@pytest.fixture
+def images(helpers: Any, tmp_path: Path) -> Path:
+    return helpers.write_class_folder(tmp_path / "data", n_classes=2, n_per_class=4)
+
+
+def test_a_strategy_setting_of_the_wrong_type_is_refused_before_the_run_directory(images: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _refused(_invoke("train", images, "-o", run, "--set", "lr_decay=abc", *SMALL), "lr_decay must be a number", "'abc'")
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (("--epochs", "-3"), "epochs must be >= 1"),
+        (("--lr", "0"), "lr must be > 0"),
+        (("--precision", "fp8"), "precision must be one of"),
+        (("--batch-size", "0"), "batch_size and grad_accum must be >= 1"),
+        (("--patience", "0"), "patience must be >= 1"),
+    ],
+)
+def test_bad_options_are_refused_before_the_run_directory(
+    images: Path, tmp_path: Path, option: tuple[str, str], needle: str
+) -> None:
+    run = tmp_path / "run"
+    _refused(_invoke("train", images, "-o", run, *option, "--image-size", "32"), needle)
+    assert not run.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda_is_refused(images: Path, tmp_path: Path) -> None:
+    _refused(_invoke("train", images, "-o", tmp_path / "run", "--device", "cuda", "--image-size", "32"), "no CUDA")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_device_is_refused(images: Path, tmp_path: Path) -> None:
+    _refused(_invoke("train", images, "-o", tmp_path / "run", "--device", "gpu0"), "'gpu0' is not a device")
+
+
+def test_multi_label_readme_command_writes_every_artifact(tmp_path: Path) -> None:
+    """README: graft train tagged.csv --multi-label --label-sep "|" -o runs/topics (it crashed after training)."""
+    rows = ["text,labels"]
+    topics = {"sport": "the match and the goal", "food": "the soup and the bread", "travel": "the train and the map"}
+    names = list(topics)
+    for i in range(24):
+        a, b = names[i % 3], names[(i + 1) % 3]
+        labels = f"{a}|{b}" if i % 2 else a
+        rows.append(f'"{topics[a]} {i}, {topics[b] if i % 2 else ""}",{labels}')
+    data = tmp_path / "tagged.csv"
+    data.write_text("\n".join(rows) + "\n")
+    run = tmp_path / "topics"
+    result = _invoke("train", data, "--multi-label", "--label-sep", "|", "-o", run, "--epochs", "3", "--json")
+    assert result.exit_code == 0, result.output
+    for name in ("graft.json", "model.safetensors", "history.png", "report.html", "metrics.jsonl"):
+        assert (run / name).is_file(), name
+    assert not (run / "confusion_matrix.png").exists()  # no single confusion matrix for several labels
+    summary = json.loads(result.stdout)
+    assert set(summary["classes"]) == set(names) and 0.0 <= summary["val"]["micro_f1"] <= 1.0
+    predicted = _invoke("predict", run, "--text", "the soup and the bread", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    assert isinstance(json.loads(predicted.stdout)[0]["labels"], list)
