@@ -90,3 +90,42 @@ def test_multi_label_readme_command_writes_every_artifact(tmp_path: Path) -> Non
     predicted = _invoke("predict", run, "--text", "the soup and the bread", "--json")
     assert predicted.exit_code == 0, predicted.output
     assert isinstance(json.loads(predicted.stdout)[0]["labels"], list)
+
+
+def test_an_unlabelled_target_is_any_folder_of_images(helpers: Any, tmp_path: Path) -> None:
+    source = helpers.write_class_folder(tmp_path / "source", n_classes=2, n_per_class=4)
+    flat = tmp_path / "target"
+    flat.mkdir()
+    for i, image in enumerate(sorted(source.rglob("*.png"))):
+        (flat / f"t{i}.png").write_bytes(image.read_bytes())  # no class sub-folders
+    run = tmp_path / "run"
+    result = _invoke("train", source, "--target", flat, "--strategy", "dann", "-o", run, "--epochs", "2", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "graft.json").read_text())["training"]["adaptation"]["n_target"] == 8
+
+
+def test_history_plot_has_a_row_per_phase_and_leaves_out_throughput(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from graft.evaluation.plots import _curve_keys, plot_history
+
+    def rows(phase: str, n: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "phase": phase,
+                "epoch": e,
+                "train_loss": 1 / e,
+                "val_loss": 1.2 / e,
+                "val_accuracy": 0.5 + e / 200,
+                "train_samples_per_s": 45_000.0,
+                "lr": 1e-3,
+                "seconds": 0.4,
+            }
+            for e in range(1, n + 1)
+        ]
+
+    head, tune = rows("head", 60), rows("fine-tune", 6)
+    assert _curve_keys(head) == (["train_loss", "val_loss"], ["val_accuracy"])
+    one = Image.open(plot_history(head, tmp_path / "one.png")).size
+    two = Image.open(plot_history(head + tune, tmp_path / "two.png", best_epochs={"head": 60, "fine-tune": 4})).size
+    assert two[0] == one[0] and two[1] > 1.8 * one[1], (one, two)  # a row of panels per phase

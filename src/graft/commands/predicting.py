@@ -46,16 +46,11 @@ def discover_inputs(modality: str, inputs: list[Path] | None, texts: list[str] |
     if modality == "image":
         if not inputs:
             raise GraftError("give image files or folders to predict.")
-        from ..data.images import IMAGE_EXTENSIONS
+        from ..data.image_folders import list_images
 
         items: list[str] = []
         for p in inputs:
-            if p.is_dir():
-                items += sorted(
-                    str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
-                )
-            else:
-                items.append(str(p))
+            items += list_images(p) if p.is_dir() else [str(p)]
         return items
     items = list(texts or [])
     for p in inputs or []:

@@ -12,7 +12,7 @@ from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
 from graft.errors import DataError, did_you_mean
 
-__all__ = ["IMAGE_EXTENSIONS", "find_splits"]
+__all__ = ["IMAGE_EXTENSIONS", "find_splits", "list_images"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -211,3 +211,24 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
             "Mark the training rows with split=train."
         )
     return {name: out[name] for name in _SPLIT_ORDER if name in out}
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[str]:
+    """Every image file under ``folder`` (any depth, any layout: unlabelled data), sorted; hidden entries skipped.
+
+    Raises:
+        DataError: the folder holds no image files.
+    """
+    root = Path(folder)
+    found = sorted(
+        str(p)
+        for p in root.rglob("*")
+        if _is_image_name(p.name)
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+    if not found:
+        raise DataError(
+            f"'{folder}' holds no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, in any sub-folder)."
+        )
+    return found

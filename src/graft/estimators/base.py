@@ -247,6 +247,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         self.history_ = [{"phase": phase, **h} for phase, res in results.items() for h in res.history]
         last = list(results.values())[-1]
         self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
+        self.best_epochs_ = {phase: res.best_epoch for phase, res in results.items()}
         self.val_metrics_ = None
         if val_data is not None:
             if strategy.frozen_backbone:  # the head's inputs are the cached embeddings

@@ -60,6 +60,7 @@ def bundle_parts(
             "n_train": getattr(est, "n_train_", None),
             "n_val": getattr(est, "n_val_", None),
             "best_epoch": getattr(est, "best_epoch_", None),
+            "best_epochs": getattr(est, "best_epochs_", None),
             "best": getattr(est, "best_metrics_", None),
             "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
             "history": getattr(est, "history_", []),
@@ -104,6 +105,7 @@ def restore(
     est.history_ = training.get("history", [])
     est.n_train_, est.n_val_ = training.get("n_train"), training.get("n_val")
     est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
+    est.best_epochs_ = training.get("best_epochs") or {}
     est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
     if training.get("adaptation") is not None:
         est.adaptation_diagnostics_ = training["adaptation"]

@@ -206,10 +206,12 @@ class ImageClassifier(TransferEstimator):
         from ..data.images import find_splits, load_images
 
         if _is_path_like(X) and y is None and Path(X).is_dir():
-            splits = find_splits(X)
-            if what in ("input", "target data"):  # every image under the folder, labels ignored
-                X = [p for split in splits.values() for p in split[0]]
+            if what in ("input", "target data"):  # unlabelled: every image under the folder, any layout
+                from ..data.image_folders import list_images
+
+                X = list_images(X)
             else:
+                splits = find_splits(X)
                 order = {"training data": ("train",), "validation data": ("val", "train")}.get(
                     what, ("test", "val", "train")
                 )

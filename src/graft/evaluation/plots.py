@@ -159,18 +159,42 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Draw training curves: a loss panel and a metric panel, side by side.
+#: per-epoch keys that are bookkeeping, not curves
+_NOT_CURVES = ("epoch", "phase", "lr", "seconds", "train_samples_per_s")
 
-    The x axis is each entry's ``"epoch"`` if present, else its 1-based position. Every numeric key that
-    contains ``"loss"`` goes to the loss panel; every other numeric key starting with ``"val_"`` or
-    ``"train_"`` goes to the metric panel. Entries may omit keys (e.g. validation every few epochs); each
-    curve uses only the epochs where it has a finite value.
+
+def _curve_keys(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The loss keys and the [0, 1] metric keys present in ``rows``, in first-seen order."""
+    keys: list[str] = []
+    for row in rows:
+        for key, value in row.items():
+            if key not in _NOT_CURVES and key not in keys and _is_number(value):
+                keys.append(key)
+    losses = [k for k in keys if "loss" in k]
+    bounded = [
+        k
+        for k in keys
+        if k not in losses
+        and all(0.0 <= float(r[k]) <= 1.0 for r in rows if _is_number(r.get(k)) and math.isfinite(float(r[k])))
+    ]
+    return losses, bounded
+
+
+def plot_history(
+    history: list[dict[str, Any]], path: str | os.PathLike[str], best_epochs: dict[str, int] | None = None
+) -> Path:
+    """Draw training curves: one row per phase (e.g. the head warm-up, then fine-tuning), each with a loss panel and
+    a metrics panel on a fixed 0-1 axis, the best epoch marked.
+
+    Rows are grouped by each entry's ``"phase"`` (one row when there is none); the x axis is the entry's
+    ``"epoch"``. Keys containing ``loss`` go to the loss panel; other numeric keys whose values all lie in [0, 1]
+    (accuracy, F1, entropy) to the metrics panel; throughput, learning rate and timings are not drawn. Entries may
+    omit keys; each curve uses the epochs where it has a finite value.
 
     Args:
-        history: One dict per epoch, e.g. ``{"epoch": 1, "train_loss": 0.9, "val_loss": 1.1,
-            "val_accuracy": 0.6}``.
+        history: One dict per epoch, e.g. ``{"phase": "head", "epoch": 1, "train_loss": 0.9, "val_accuracy": 0.6}``.
         path: Destination PNG file; parent folders are created.
+        best_epochs: The epoch kept from each phase (drawn as a dashed line), by phase name.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -180,48 +204,44 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike[str]) ->
     """
     if not history:
         raise DataError("cannot plot an empty training history.")
-    xs = [float(row["epoch"]) if _is_number(row.get("epoch")) else float(i + 1) for i, row in enumerate(history)]
-
-    keys: list[str] = []
+    phases: dict[str, list[dict[str, Any]]] = {}
     for row in history:
-        for key, value in row.items():
-            if key != "epoch" and key not in keys and _is_number(value):
-                keys.append(key)
-    loss_keys = [k for k in keys if "loss" in k]
-    metric_keys = [k for k in keys if "loss" not in k and (k.startswith("val_") or k.startswith("train_"))]
+        phases.setdefault(str(row.get("phase", "")), []).append(row)
+    from matplotlib import ticker
 
-    fig = _new_figure(11.0, 4.2)
-    loss_ax, metric_ax = fig.subplots(1, 2)
-    for ax, panel_keys, name in ((loss_ax, loss_keys, "loss"), (metric_ax, metric_keys, "metric")):
-        drawn = False
-        for key in panel_keys:
-            points = [
-                (x, float(row[key]))
-                for x, row in zip(xs, history, strict=True)
-                if _is_number(row.get(key)) and math.isfinite(float(row[key]))
-            ]
-            if not points:
-                continue
-            px, py = zip(*points, strict=True)
-            style = "--" if key.startswith("train_") and name == "metric" else "-"
-            ax.plot(px, py, style, marker="o" if len(points) <= 30 else None, markersize=3, label=_plain(key))
-            drawn = True
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_title("loss" if name == "loss" else "metrics")
-        ax.grid(True, alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                f"no {name} recorded",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                color="grey",
-            )
+    fig = _new_figure(11.0, 3.6 * len(phases))
+    axes = np.atleast_2d(fig.subplots(len(phases), 2, squeeze=False))
+    for (phase, rows), (loss_ax, metric_ax) in zip(phases.items(), axes):
+        xs = [float(r["epoch"]) if _is_number(r.get("epoch")) else float(i + 1) for i, r in enumerate(rows)]
+        loss_keys, metric_keys = _curve_keys(rows)
+        best = (best_epochs or {}).get(phase)
+        for ax, keys, name in ((loss_ax, loss_keys, "loss"), (metric_ax, metric_keys, "metrics")):
+            drawn = False
+            for key in keys:
+                points = [
+                    (x, float(r[key]))
+                    for x, r in zip(xs, rows, strict=True)
+                    if _is_number(r.get(key)) and math.isfinite(float(r[key]))
+                ]
+                if not points:
+                    continue
+                px, py = zip(*points, strict=True)
+                style = "--" if key.startswith("train_") else "-"
+                ax.plot(px, py, style, marker="o" if len(points) <= 30 else None, markersize=3, label=_plain(key))
+                drawn = True
+            if best is not None and best > 0:
+                ax.axvline(best, color="grey", linestyle=":", linewidth=1.2, label=f"kept: epoch {best}")
+            title = f"{_plain(phase, 40)}: {name}" if phase else name
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+            ax.grid(True, alpha=0.3)
+            if name == "metrics":
+                ax.set_ylim(-0.02, 1.02)
+            if drawn:
+                ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, f"no {name} recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
     fig.tight_layout()
     return _save_png(fig, path)
 

@@ -25,7 +25,9 @@ def write_run(est: Any, run_dir: Path) -> None:
             title="validation",
         )
     if est.history_:
-        images["Training curves"] = plot_history(est.history_, run_dir / "history.png")
+        images["Training curves"] = plot_history(
+            est.history_, run_dir / "history.png", best_epochs=getattr(est, "best_epochs_", None)
+        )
     if (run_dir / "domain_features.png").exists():
         images["Source and target features"] = run_dir / "domain_features.png"
     if metrics is not None:
