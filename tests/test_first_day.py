@@ -4,6 +4,7 @@ never a traceback, before anything is written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,20 @@ def test_history_plot_has_a_row_per_phase_and_leaves_out_throughput(tmp_path: Pa
     one = Image.open(plot_history(head, tmp_path / "one.png")).size
     two = Image.open(plot_history(head + tune, tmp_path / "two.png", best_epochs={"head": 60, "fine-tune": 4})).size
     assert two[0] == one[0] and two[1] > 1.8 * one[1], (one, two)  # a row of panels per phase
+
+
+def test_the_python_api_shows_progress_when_a_person_is_watching(
+    helpers: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    X, y = helpers.color_arrays(6, 2)
+    clf = helpers.tiny_classifier("fine-tune", verbose=None)  # the default: decide by who is watching
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not clf._verbose(), "a pipe or a log file gets no progress bars"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert clf._verbose()
+    clf.fit(X, y)
+    err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", capsys.readouterr().err)  # without terminal colours
+    assert "fine-tune epoch=1 train_loss=" in err and "fine-tune 3/3" in err, err[-500:]
+    assert not helpers.tiny_classifier("fine-tune", verbose=False)._verbose()

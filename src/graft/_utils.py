@@ -141,6 +141,18 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def watched() -> bool:
+    """Whether a person is likely watching this process: stderr is a terminal, or it runs in a Jupyter kernel."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` as the best available device (CUDA, then Apple MPS, then the CPU); other names unchanged.
 

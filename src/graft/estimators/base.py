@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .._cache import EmbeddingCache, model_key, weights_fingerprint
-from .._utils import resolve_device, tune_allocator
+from .._utils import resolve_device, tune_allocator, watched
 from ..backbones.base import Backbone
 from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy, resolve_strategy
@@ -114,7 +114,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             autocast=autocast,
             forward=self._forward(tta),
             channels_last=self.modality == "image",
-            verbose=self.verbose and len(data) > 256,
+            verbose=self._verbose() and len(data) > 256,
             what=what,
         )
         return gather_rows(pieces, len(data))
@@ -128,7 +128,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             device=self._device(),
             forward=self._forward(self._strategy_now().tta),
             channels_last=self.modality == "image",
-            verbose=self.verbose and len(rows) > 256,
+            verbose=self._verbose() and len(rows) > 256,
             what="embedding",
         )
         return gather_rows(pieces, len(rows))
@@ -334,6 +334,10 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             if self.val_metrics_ is None
             else {k: self.val_metrics_[k] for k in self.task_.summary_keys if k in self.val_metrics_},
         }
+
+    def _verbose(self) -> bool:
+        """``verbose``, or when it is ``None``, whether a person is watching (a terminal or a notebook)."""
+        return watched() if self.verbose is None else bool(self.verbose)
 
     def _device(self) -> torch.device:
         return torch.device(resolve_device(self.device))

@@ -79,7 +79,7 @@ class EmbeddingClassifier(TransferEstimator):
         device: str = "cpu",
         output_dir: str | Path | None = None,
         overwrite: bool = False,
-        verbose: bool = False,
+        verbose: bool | None = None,
     ) -> None:
         self.strategy = strategy
         self.standardize = standardize

@@ -105,7 +105,8 @@ class ImageClassifier(TransferEstimator):
         skip_invalid: leave out unreadable images (and report them) instead of failing.
         output_dir: run directory for checkpoints, ``metrics.jsonl``, plots and the final bundle.
         overwrite: replace an existing ``output_dir``.
-        verbose: progress bars and per-epoch lines.
+        verbose: progress bars and per-epoch lines; ``None`` (default): when a person is watching (a terminal or a
+            notebook), as Keras and fastai do.
         backbone_kwargs: extra keyword arguments for ``timm.create_model``.
         image_size: input resolution instead of the backbone's pretraining one (e.g. 96 for speed on tiny
             images); the resize-then-crop ratio is kept.
@@ -142,7 +143,7 @@ class ImageClassifier(TransferEstimator):
         skip_invalid: bool = False,
         output_dir: str | Path | None = None,
         overwrite: bool = False,
-        verbose: bool = False,
+        verbose: bool | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         image_size: int | None = None,
     ) -> None:

@@ -92,7 +92,7 @@ class TextClassifier(TransferEstimator):
         cache: bool = True,
         output_dir: str | Path | None = None,
         overwrite: bool = False,
-        verbose: bool = False,
+        verbose: bool | None = None,
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone

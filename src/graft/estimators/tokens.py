@@ -119,7 +119,7 @@ class TokenClassifier(TransferEstimator):
         cache: bool = True,
         output_dir: str | Path | None = None,
         overwrite: bool = False,
-        verbose: bool = False,
+        verbose: bool | None = None,
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -289,7 +289,7 @@ class TokenClassifier(TransferEstimator):
             total=len(windows),
             device=device or self._device(),
             autocast=autocast,
-            verbose=self.verbose and len(windows) > 256,
+            verbose=self._verbose() and len(windows) > 256,
             what=what,
         )
         for idx, z in pieces:

@@ -93,7 +93,7 @@ class FitContext:
             seed=est.seed,
             device=est.device,
             channels_last=est.modality == "image" and not head,
-            verbose=est.verbose,
+            verbose=est._verbose(),
             log_epochs=not head,
             optimizer="adamw" if head else self.strategy.optimizer,
         )
@@ -169,7 +169,7 @@ def _run_backbone(phase: BackbonePhase, ctx: FitContext) -> LoopResult:
         n_all = sum(p.numel() for p in model.parameters())
         n_train = sum(p.numel() for p in adapters) + sum(p.numel() for p in head_params)
         est.trainable_share_ = n_train / n_all
-        if est.verbose:
+        if est._verbose():
             from rich.console import Console
 
             Console(stderr=True).print(
