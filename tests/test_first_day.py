@@ -147,3 +147,53 @@ def test_the_python_api_shows_progress_when_a_person_is_watching(
     err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", capsys.readouterr().err)  # without terminal colours
     assert "fine-tune epoch=1 train_loss=" in err and "fine-tune 3/3" in err, err[-500:]
     assert not helpers.tiny_classifier("fine-tune", verbose=False)._verbose()
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_cli_text import COOKING, SPORTS
+
+    root = tmp_path_factory.mktemp("textrun")
+    table = root / "topics.csv"
+    rows = [f'"{t}",sports' for t in SPORTS] + [f'"{t}",cooking' for t in COOKING]
+    table.write_text("review,label\n" + "\n".join(rows) + "\n")
+    run = root / "run"
+    result = _invoke("train", table, "-o", run, "--strategy", "feature-extraction", "--epochs", "20", "--json")
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_predict_reads_a_table_as_a_table_and_writes_every_format(text_run: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    table = tmp_path / "new.csv"
+    table.write_text('id,review\n1,"Roast the lamb, then rest it"\n2,"The striker scored twice"\n')
+    for ext in (".csv", ".jsonl", ".parquet"):
+        out = tmp_path / f"preds{ext}"
+        result = _invoke("predict", text_run, table, "--output", out, "--json")
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)
+        assert [r["input"] for r in rows] == ["Roast the lamb, then rest it", "The striker scored twice"]  # no header
+        assert [r["label"] for r in rows] == ["cooking", "sports"]
+        read = {".csv": pd.read_csv, ".parquet": pd.read_parquet}.get(ext, lambda p: pd.read_json(p, lines=True))
+        frame = read(out)
+        assert list(frame["label"]) == ["cooking", "sports"] and len(frame) == 2, frame
+    bad = _invoke("predict", text_run, table, "--output", tmp_path / "preds.xlsx")
+    _refused(bad, "must end in .csv, .jsonl, .parquet")
+
+
+def test_a_text_model_given_an_image_says_so(text_run: Path, helpers: Any, tmp_path: Path) -> None:
+    folder = helpers.write_class_folder(tmp_path / "imgs", n_classes=2, n_per_class=1)
+    image = sorted(folder.rglob("*.png"))[0]
+    _refused(_invoke("predict", text_run, image), "is an image, and this model reads texts")
+    raw = tmp_path / "photo.bin"
+    raw.write_bytes(b"\xff\xd8\xff\xe0 binary")
+    _refused(_invoke("predict", text_run, raw), "is not UTF-8 text")
+
+
+def test_piped_output_is_not_wrapped(text_run: Path) -> None:
+    long_text = "The goalkeeper saved a penalty " + "and the crowd cheered " * 8
+    result = CliRunner().invoke(app, ["predict", str(text_run), "--text", long_text], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(long_text.strip()[:40]) and len(lines[0]) > 120, lines

@@ -26,8 +26,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Lines are never cut to the terminal's width when the output goes to a pipe or a file (80 columns otherwise
+    split paths and summaries); in a terminal, long lines wrap as the terminal wraps them."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty()
+    return Console(stderr=stderr, soft_wrap=True, width=100_000 if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
 
 STRATEGY_HELP = (
     "fine-tune (default), feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, "
@@ -336,22 +346,31 @@ def evaluate(
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run directory / bundle."),
-    inputs: list[Path] = typer.Argument(None, help="Image files or folders (image models), or text files."),
+    inputs: list[Path] = typer.Argument(
+        None, help="Images, folders or a CSV of paths (image models); tables or files of lines (text models)."
+    ),
     text: list[str] = typer.Option(None, "--text", "-t", help="Text to classify or tag (repeatable)."),
     top_k: int = typer.Option(3, help="How many classes with probabilities to show."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Also write the predictions to .csv, .jsonl or .parquet."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
 ) -> None:
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
-    Example: graft predict runs/ants photo.jpg --json;  graft predict runs/ner --text "Angela Merkel visited Paris"
+    Example: graft predict runs/ants photo.jpg --json;  graft predict runs/reviews reviews.csv --output preds.csv;
+    graft predict runs/ner --text "Angela Merkel visited Paris"
     """
-    from .commands.predicting import discover_inputs, predictions
+    from .commands.predicting import check_output_path, discover_inputs, predictions, write_predictions
     from .estimators import load
 
     try:
+        check_output_path(output)
         model = load(run, device=device)
-        results = predictions(model, discover_inputs(model.modality, inputs, text), top_k)
+        results = predictions(model, discover_inputs(model, inputs, text), top_k)
+        if output is not None:
+            write_predictions(output, results)
     except (GraftError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     if as_json:

@@ -8,7 +8,14 @@ from typing import Any
 
 from ..errors import GraftError
 
-__all__ = ["evaluate_run", "discover_inputs", "predictions", "format_entities"]
+__all__ = [
+    "evaluate_run",
+    "discover_inputs",
+    "predictions",
+    "check_output_path",
+    "write_predictions",
+    "format_entities",
+]
 
 
 def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: str | None = None) -> tuple[dict, Path]:
@@ -40,56 +47,153 @@ def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: s
     return metrics, html
 
 
-def discover_inputs(modality: str, inputs: list[Path] | None, texts: list[str] | None) -> list[str]:
-    """What to predict: image files (folders searched recursively) for image models; for text models the given texts
-    and each non-empty line of the given text files."""
-    if modality == "image":
+#: inputs read as tables (one row per example), not as one text per line
+TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+#: formats of ``graft predict --output``
+OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
+
+
+def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | None) -> list[tuple[Any, list[str]]]:
+    """What to predict, in groups of ``(model input, how each row is shown)``.
+
+    Image models: image files, folders (every image under them) and ``path[,label]`` CSV files. Text models: the
+    ``--text`` strings, tables (CSV/TSV/JSONL/Parquet: the text columns the model was trained on, or found by name;
+    labels ignored), and other files as one text per line.
+    """
+    if model.modality == "image":
         if not inputs:
-            raise GraftError("give image files or folders to predict.")
-        from ..data.image_folders import list_images
+            raise GraftError("give image files, folders or a CSV of paths to predict.")
+        from ..data.image_folders import find_splits, list_images
 
         items: list[str] = []
         for p in inputs:
-            items += list_images(p) if p.is_dir() else [str(p)]
-        return items
-    items = list(texts or [])
+            if p.is_dir():
+                items += list_images(p)
+            elif p.suffix.lower() in (".csv", ".tsv"):
+                items += [path for paths, _ in find_splits(p).values() for path in paths]
+            else:
+                items.append(str(p))
+        return [(items, items)]
+    groups: list[tuple[Any, list[str]]] = []
+    lines = list(texts or [])
     for p in inputs or []:
-        items += [ln.strip() for ln in Path(p).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not items:
-        raise GraftError('give --text "..." (repeatable) or a text file with one text per line.')
-    return items
+        if p.suffix.lower() in TABLE_EXTENSIONS and model.task != "token-classification":
+            from ..data.text import read_text_table
+
+            table = read_text_table(
+                p,
+                text_column=getattr(model, "text_column", None),
+                text_pair_column=getattr(model, "text_pair_column", None),
+            )
+            groups.append((table, list(table.texts)))
+        else:
+            lines += _text_lines(p, model)
+    if lines:
+        groups.insert(0, (lines, lines))
+    if not groups:
+        raise GraftError('give --text "..." (repeatable), a table (CSV, TSV, JSONL, Parquet) or a file of lines.')
+    return groups
 
 
-def predictions(model: Any, items: list[str], top_k: int = 3) -> list[dict[str, Any]]:
-    """One JSON-ready result per input: entity spans (token models), label lists with probabilities
+def _text_lines(path: Path, model: Any) -> list[str]:
+    """The non-blank lines of a UTF-8 text file; a clear error for anything else (an image given to a text model)."""
+    from ..data.image_folders import IMAGE_EXTENSIONS
+
+    kind = "texts" if model.task != "token-classification" else "sentences"
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise GraftError(
+            f"'{path}' is an image, and this model reads {kind}: give --text \"...\", a table or a text file."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GraftError(
+            f"'{path}' is not UTF-8 text, and this model reads {kind}: give --text \"...\", a table (CSV, TSV, JSONL, "
+            "Parquet) or a UTF-8 file with one text per line."
+        ) from None
+    except OSError as e:
+        raise GraftError(f"cannot read '{path}': {e.strerror or e}.") from None
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3) -> list[dict[str, Any]]:
+    """One JSON-ready result per input row: entity spans (token models), label lists with probabilities
     (multi-label), or the label with the top-k probabilities."""
-    if model.task == "token-classification":
-        return [{"input": t, "entities": e} for t, e in zip(items, model.predict_entities(items))]
     from ..tasks.multilabel import MultiLabel
 
-    proba = model.predict_proba(items)
-    if isinstance(model.task_, MultiLabel):
-        labels = model.task_.decide(proba, model.classes_)
-        return [
-            {
-                "input": item,
-                "labels": lab,
-                "probabilities": {str(c): round(float(v), 6) for c, v in zip(model.classes_, p)},
-            }
-            for item, lab, p in zip(items, labels, proba)
-        ]
-    k = max(1, min(top_k, proba.shape[1]))
-    results = []
-    for item, p in zip(items, proba):
-        order = p.argsort()[::-1][:k]
-        results.append(
-            {
-                "input": item,
-                "label": model.classes_[order[0]].item(),
-                "top_k": [{"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order],
-            }
-        )
+    results: list[dict[str, Any]] = []
+    for data, shown in groups:
+        if model.task == "token-classification":
+            results += [{"input": t, "entities": e} for t, e in zip(shown, model.predict_entities(list(shown)))]
+            continue
+        proba = model.predict_proba(data)
+        if isinstance(model.task_, MultiLabel):
+            labels = model.task_.decide(proba, model.classes_)
+            results += [
+                {
+                    "input": item,
+                    "labels": lab,
+                    "probabilities": {str(c): round(float(v), 6) for c, v in zip(model.classes_, p)},
+                }
+                for item, lab, p in zip(shown, labels, proba)
+            ]
+            continue
+        k = max(1, min(top_k, proba.shape[1]))
+        for item, p in zip(shown, proba):
+            order = p.argsort()[::-1][:k]
+            results.append(
+                {
+                    "input": item,
+                    "label": model.classes_[order[0]].item(),
+                    "top_k": [{"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order],
+                }
+            )
     return results
+
+
+def check_output_path(path: Path | None) -> None:
+    """Fail before any work when ``path`` is not a .csv, .jsonl or .parquet file."""
+    if path is not None and path.suffix.lower() not in OUTPUT_FORMATS:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"--output '{path}' must end in {', '.join(OUTPUT_FORMATS)}; got '{path.suffix or '(no extension)'}'."
+        )
+
+
+def write_predictions(path: Path, results: list[dict[str, Any]]) -> Path:
+    """Write one row per result (nested values as JSON text in CSV and Parquet), atomically."""
+    import json
+    import os
+    import tempfile
+
+    import pandas as pd
+
+    from .._utils import atomic_write_bytes
+
+    if path.suffix.lower() == ".jsonl":
+        atomic_write_bytes(path, "".join(json.dumps(r, default=str) + "\n" for r in results).encode())
+        return path
+    flat = [
+        {k: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v for k, v in r.items()} for r in results
+    ]
+    for row, r in zip(flat, results):
+        if "top_k" in r:
+            row["probability"] = r["top_k"][0]["probability"]
+    frame = pd.DataFrame(flat)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def format_entities(m: dict[str, Any]) -> str:
