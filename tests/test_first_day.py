@@ -197,3 +197,60 @@ def test_piped_output_is_not_wrapped(text_run: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(long_text.strip()[:40]) and len(lines[0]) > 120, lines
+
+
+def test_version_and_help_texts() -> None:
+    import graft
+
+    assert _invoke("--version").stdout.strip() == f"graft {graft.__version__}"
+    train_help = " ".join(_invoke("train", "--help").output.split())
+    assert "CoNLL" in train_help and "table (CSV, TSV, JSONL, Parquet)" in train_help
+    assert "--json <bool>" not in train_help and "--multi-label <bool>" not in train_help  # flags take no value
+    demo_help = " ".join(_invoke("demo", "--help").output.split())
+    assert "fine-tune (default)" not in demo_help and "default: feature-extraction" in demo_help
+
+
+def test_models_with_a_timm_pattern_prints_no_empty_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import graft.backbones.timm as timm_names
+
+    monkeypatch.setattr(timm_names, "timm_names", lambda pattern, pretrained=False: ["resnet18", "resnet50"])
+    result = _invoke("models", "--all", "*resnet*")
+    assert result.exit_code == 0, result.output
+    assert "Graft backbones" not in result.output and "resnet50" in result.output
+
+
+def test_text_training_reports_its_columns_and_records_the_run(text_run: Path) -> None:
+    manifest = json.loads((text_run / "graft.json").read_text())
+    data = manifest["training"]["data"]
+    assert data["columns"] == {"text": "review", "label": "label"}
+    assert data["train"].endswith("topics.csv") and len(data["fingerprint"]) == 32
+
+
+def test_text_training_hints_at_text_prediction(tmp_path: Path) -> None:
+    from tests.test_cli_text import COOKING, SPORTS
+
+    table = tmp_path / "t.csv"
+    table.write_text("text,label\n" + "\n".join([f"{t},a" for t in SPORTS[:6]] + [f"{t},b" for t in COOKING[:6]]))
+    result = _invoke("train", table, "-o", tmp_path / "run", "--strategy", "feature-extraction", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    assert "read text from column 'text', label from column 'label'" in flat
+    assert "graft predict" in flat and '--text "..."' in flat and "IMAGE" not in flat
+
+
+def test_ctrl_c_during_training_exits_130_and_suggests_resume(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graft.training.loop as loop
+
+    real = loop._save_checkpoint
+
+    def save_then_interrupt(path: Path, payload: dict[str, Any]) -> None:
+        real(path, payload)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_interrupt)
+    run = tmp_path / "run"
+    result = _invoke("train", images, "-o", run, "--epochs", "2", *SMALL)
+    assert result.exit_code == 130, result.output
+    assert "--resume" in result.output and "Traceback" not in result.output

@@ -40,9 +40,26 @@ out = _console()
 err = _console(stderr=True)
 
 STRATEGY_HELP = (
-    "fine-tune (default), feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, "
-    "adabn, self-training."
+    "fine-tune, feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, adabn, "
+    "self-training."
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"graft {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."
+    ),
+) -> None:
+    """Adapt pretrained models to your small dataset, offline. Start with `graft demo`."""
 
 
 def _fail(e: Exception) -> None:
@@ -58,9 +75,9 @@ def _print_json(obj: Any) -> None:
 def models(
     pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. '*lite*'."),
     all_timm: bool = typer.Option(
-        False, "--all", help="Also list timm architectures (need internet or a local cache)."
+        False, "--all", metavar="", help="Also list timm architectures (need internet or a local cache)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """List backbones; offline-ready ones can train with no network.
 
@@ -80,12 +97,14 @@ def models(
     if as_json:
         _print_json({"embedded": rows, "timm": timm_rows})
         return
-    table = Table(title="Graft backbones")
-    for col in ("name", "modality", "offline", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["modality"], "[green]yes[/]" if r["offline"] else "[red]no[/]", r["description"])
-    out.print(table)
+    if rows:  # a pattern for timm names may match no embedded model: then no empty table
+        table = Table(title="Graft backbones")
+        for col in ("name", "modality", "offline", "description"):
+            table.add_column(col)
+        for r in rows:
+            offline = "[green]yes[/]" if r["offline"] else "[red]no[/]"
+            table.add_row(r["name"], r["modality"], offline, r["description"])
+        out.print(table)
     if all_timm:
         out.print(
             f"{len(timm_rows)} timm models with pretrained weights match '{pattern}' "
@@ -102,7 +121,9 @@ def models(
 @app.command()
 def train(
     data: Path = typer.Argument(
-        ..., help="Folder of class sub-folders (optionally train/ val/ test/), or a CSV of path,label."
+        ...,
+        help="Images: a folder of class sub-folders (optionally train/ val/ test/) or a CSV of path,label. Text: a "
+        "table (CSV, TSV, JSONL, Parquet) or a folder of train/dev/test tables. NER: a CoNLL file or folder.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory (checkpoints, metrics, bundle)."),
     model: str | None = typer.Option(
@@ -114,14 +135,19 @@ def train(
     text_pair_column: str | None = typer.Option(None, help="Second text column (sentence pairs)."),
     label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
     max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated; NER uses windows)."),
-    multi_label: bool = typer.Option(False, "--multi-label", help="Texts have several labels (sigmoid outputs)."),
+    multi_label: bool = typer.Option(
+        False, "--multi-label", metavar="", help="Texts have several labels (sigmoid outputs)."
+    ),
     label_sep: str | None = typer.Option(None, help="Separator of multi-label cells (default: guessed)."),
     strategy: str = typer.Option("fine-tune", "--strategy", "-s", help=STRATEGY_HELP),
     target: Path | None = typer.Option(
         None, "--target", help="Unlabelled data of the domain to adapt to (with --strategy dann, cdan, coral, ...)."
     ),
     deep: bool = typer.Option(
-        False, "--deep", help="Domain adaptation: train the backbone too (slower; default adapts a head on embeddings)."
+        False,
+        "--deep",
+        metavar="",
+        help="Domain adaptation: train the backbone too (slower; default adapts a head on embeddings).",
     ),
     set_params: list[str] | None = typer.Option(
         None,
@@ -138,11 +164,15 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     weights: Path | None = typer.Option(None, help="Local backbone checkpoint (.safetensors or .pth)."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out unreadable images instead of failing."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", metavar="", help="Leave out unreadable images instead of failing."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", metavar="", help="Continue an interrupted run from its last checkpoint."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing run directory."),
+    no_cache: bool = typer.Option(False, "--no-cache", metavar="", help="Do not read or write the embedding cache."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the training summary as JSON."),
 ) -> None:
     """Train a model on DATA and write the run (bundle, metrics.jsonl, plots) to -o RUN.
 
@@ -189,6 +219,12 @@ def train(
         )
     except GraftError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        hint = ""
+        if (output / "checkpoints").is_dir():
+            hint = f" Continue from the last finished epoch with the same command and --resume (-o {output})."
+        err.print(f"[yellow]interrupted.[/]{hint}", highlight=False)
+        raise typer.Exit(130) from None
     model = clf.backbone
     summary = {
         "run": str(output),
@@ -197,6 +233,7 @@ def train(
         "classes": [str(c) for c in clf.classes_],
         **clf.training_summary(),
         "skipped_invalid": len(getattr(clf, "skipped_", [])),
+        "data": clf.data_,
     }
     if as_json:
         _print_json(summary)
@@ -209,7 +246,11 @@ def train(
         line += " | val " + ", ".join(f"{k.replace('_', ' ')} {x:.4f}" for k, x in v.items())
         line += f" (best epoch {summary['best_epoch']})"
     out.print(line, highlight=False)
-    out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} IMAGE)")
+    if clf.data_.get("columns"):
+        read = ", ".join(f"{role} from column '{name}'" for role, name in clf.data_["columns"].items())
+        out.print(f"read {read} (choose others with --text-column, --text-pair-column, --label-column)")
+    what = "IMAGE" if clf.modality == "image" else '--text "..."'
+    out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} {what})")
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -232,7 +273,9 @@ def compare_adaptation(
     task: str = typer.Option("auto", help="auto, image-classification or text-classification."),
     val: Path | None = typer.Option(None, "--val", help="Source validation folder/CSV (default: a 20% split)."),
     epochs: int | None = typer.Option(None, help="Epochs of every method (default: each strategy's)."),
-    deep: bool = typer.Option(False, "--deep", help="Train the backbone with each method too (AdaBN excepted)."),
+    deep: bool = typer.Option(
+        False, "--deep", metavar="", help="Train the backbone with each method too (AdaBN excepted)."
+    ),
     image_size: int | None = typer.Option(None, help="Image input size instead of the backbone's (e.g. 288)."),
     max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated)."),
     batch_size: int = typer.Option(32, help="Examples per step."),
@@ -242,9 +285,11 @@ def compare_adaptation(
     runs: Path | None = typer.Option(
         None, "--runs", help="Also keep each method's run (bundle, metrics, domain_features.png) in RUNS/METHOD."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing run directories under --runs."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", metavar="", help="Replace existing run directories under --runs."
+    ),
     output: Path | None = typer.Option(None, "--output", help="Also write the table to a .csv or .json file."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the rows as one JSON list."),
 ) -> None:
     """Train every domain-adaptation method on SOURCE with the same --target and compare them: target accuracy
     (with --target-test), A-distance before/after, the unsupervised selection signal at the best epoch.
@@ -315,7 +360,7 @@ def evaluate(
         help="Labelled data: image folder/CSV, text table, CoNLL file/folder "
         "(a folder's test split, else val, is used).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON on stdout."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print metrics as JSON on stdout."),
     report: Path | None = typer.Option(
         None, help="Folder for report.html and confusion_matrix.png (default: RUN/evaluation)."
     ),
@@ -354,7 +399,7 @@ def predict(
     output: Path | None = typer.Option(
         None, "--output", help="Also write the predictions to .csv, .jsonl or .parquet."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
 ) -> None:
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
@@ -390,7 +435,7 @@ def predict(
 @app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), "--output", "-o", help="Run directory."),
-    strategy: str = typer.Option("feature-extraction", "--strategy", "-s", help=STRATEGY_HELP),
+    strategy: str = typer.Option("feature-extraction", "--strategy", "-s", help="Any strategy; " + STRATEGY_HELP),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
     limit: int = typer.Option(0, help="Use only the first N digit images (0 = all 1,797)."),
 ) -> None:

@@ -93,6 +93,34 @@ def process_state(device: str = "auto") -> Any:
     return PartialState(cpu=resolve_device(device) == "cpu")
 
 
+def describe_data(X: Any, val: Any, target: Any, train: FitData) -> dict[str, Any]:
+    """Where the training data came from, for the bundle: paths (resolved) or the kind of in-memory input, the table
+    columns read (texts), and a fingerprint of the training examples' content hashes."""
+    import hashlib
+    import sys
+
+    def where(v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, (str, Path)):
+            return str(Path(v).resolve())
+        return f"in memory ({type(v).__name__})"
+
+    digest = hashlib.blake2b(digest_size=16)
+    for h in sorted(train.hashes):
+        digest.update(h.encode())
+    out: dict[str, Any] = {"train": where(X), "val": where(val), "target": where(target)}
+    columns = getattr(train.items, "columns", None)
+    if columns:
+        out["columns"] = dict(columns)
+    out["fingerprint"] = digest.hexdigest()
+    if sys.argv and Path(sys.argv[0]).name in ("graft", "__main__.py"):  # the CLI (also under accelerate launch)
+        import shlex
+
+        out["command"] = " ".join(shlex.quote(a) for a in ["graft", *sys.argv[1:]])
+    return out
+
+
 def check_settings(est: Any, strategy: Any) -> None:
     """Every setting of ``est`` checked before any file is read or written (a bad one is a ConfigError)."""
     from .._utils import resolve_device

@@ -28,7 +28,7 @@ from ..tasks.base import Task
 from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
-from ._fitting import FitData, check_settings, prepare_run_dir, process_state
+from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state
 
 __all__ = ["TransferEstimator", "FitData"]
 
@@ -232,6 +232,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             train, val_data = train.subset(tr_idx), train.subset(va_idx)
         elif val_data is not None:
             val_data.y = task.encode(val_labels, classes, where="validation data")  # type: ignore[arg-type]
+        self.data_ = describe_data(X, val, target, train)
         run_dir = prepare_run_dir(self.output_dir, resume=resume, overwrite=self.overwrite, device=self.device)
         torch.manual_seed(self.seed)
         head = ClassificationHead(

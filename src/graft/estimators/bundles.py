@@ -65,6 +65,7 @@ def bundle_parts(
             "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
             "history": getattr(est, "history_", []),
             "adaptation": adaptation,
+            "data": getattr(est, "data_", None),
         },
         "metrics": {"val": getattr(est, "val_metrics_", None)},
         **est.task_.state(),  # e.g. multi-label thresholds at the top level, as format 1 readers expect
@@ -107,6 +108,7 @@ def restore(
     est.best_epoch_, est.best_metrics_ = training.get("best_epoch"), training.get("best") or {}
     est.best_epochs_ = training.get("best_epochs") or {}
     est.fit_seconds_ = float(training.get("fit_seconds") or 0.0)
+    est.data_ = training.get("data")
     if training.get("adaptation") is not None:
         est.adaptation_diagnostics_ = training["adaptation"]
     est.manifest_ = m
