@@ -85,7 +85,13 @@ def test_evaluate_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:
     metrics = json.loads(result.stdout)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["accuracy"] >= 0.75, "the colours are easy to tell apart"
-    assert (run / "evaluation" / "report.html").is_file()
+    assert metrics["scored"]["split"] == "train"  # a class folder without splits: all of it
+    assert "the training data" in metrics["scored"]["warning"]
+    reports = sorted((run / "evaluation").glob("*/report.html"))
+    assert reports, "the report of this evaluation"
+    again = _invoke("evaluate", run, data, "--device", "cpu")
+    assert again.exit_code == 0 and "warning" in again.stderr and "scored" in again.stderr
+    assert len(sorted((run / "evaluation").glob("*/report.html"))) == len(reports) + 1, "an earlier report is kept"
 
 
 def test_predict_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:

@@ -141,7 +141,7 @@ def test_evaluate_text_json(text_run: tuple[Path, Path, dict[str, Any]]) -> None
     metrics = json.loads(result.stdout)
     assert metrics["n"] == 30
     assert metrics["accuracy"] >= 0.8, metrics["accuracy"]
-    assert (run / "evaluation" / "report.html").is_file()
+    assert list((run / "evaluation").glob("*/report.html"))
 
 
 def test_train_text_with_an_unknown_column_exits_2(tmp_path: Path) -> None:

@@ -254,3 +254,19 @@ def test_ctrl_c_during_training_exits_130_and_suggests_resume(
     result = _invoke("train", images, "-o", run, "--epochs", "2", *SMALL)
     assert result.exit_code == 130, result.output
     assert "--resume" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_names_the_split_and_warns_about_the_validation_split(helpers: Any, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    helpers.write_class_folder(root / "train", n_classes=2, n_per_class=4)
+    helpers.write_class_folder(root / "val", n_classes=2, n_per_class=2, seed=1)
+    run = tmp_path / "run"
+    trained = _invoke("train", root, "-o", run, "--strategy", "feature-extraction", "--epochs", "3", *SMALL)
+    assert trained.exit_code == 0, trained.output
+    result = _invoke("evaluate", run, root, "--json")
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)["scored"]
+    assert scored["split"] == "val" and "chose the best epoch" in scored["warning"]
+    helpers.write_class_folder(root / "test", n_classes=2, n_per_class=2, seed=2)
+    scored = json.loads(_invoke("evaluate", run, root, "--json").stdout)["scored"]
+    assert scored == {"data": str(root), "split": "test"}, "a test split is preferred and raises no warning"

@@ -362,7 +362,7 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print metrics as JSON on stdout."),
     report: Path | None = typer.Option(
-        None, help="Folder for report.html and confusion_matrix.png (default: RUN/evaluation)."
+        None, help="Folder for report.html and confusion_matrix.png (default: a new RUN/evaluation/DATA-SPLIT)."
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
 ) -> None:
@@ -375,12 +375,15 @@ def evaluate(
     from .evaluation import format_metrics
 
     try:
-        metrics, html = evaluate_run(run, data, report=report, device=device)
+        metrics, html, scored = evaluate_run(run, data, report=report, device=device)
     except GraftError as e:
         _fail(e)
+    if "warning" in scored:
+        err.print(f"[yellow]warning:[/] {scored['warning']}", highlight=False)
     if as_json:
-        _print_json(metrics)
+        _print_json({**metrics, "scored": scored})
         return
+    err.print(f"scored {data}" + (f" (split '{scored['split']}')" if scored["split"] else ""), highlight=False)
     if "per_type" in metrics:
         out.print(format_entities(metrics), highlight=False)
     else:

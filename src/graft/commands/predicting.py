@@ -18,9 +18,15 @@ __all__ = [
 ]
 
 
-def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: str | None = None) -> tuple[dict, Path]:
-    """Metrics of the bundle ``run`` on ``data``, and the HTML report written beside them (default
-    ``RUN/evaluation/report.html``, with ``confusion_matrix.png`` for single-label tasks)."""
+def evaluate_run(
+    run: Path, data: Path, *, report: Path | None = None, device: str | None = None
+) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """Metrics of the bundle ``run`` on ``data``, the HTML report written beside them, and what was scored.
+
+    The report goes to ``report``, or to a new folder ``RUN/evaluation/<data>-<split>`` (``-2``, ``-3``, ... when an
+    earlier evaluation is there: nothing is overwritten). ``scored`` says which split of ``data`` was used and
+    carries a ``warning`` when that split is the one that chose the best epoch, or the training data itself.
+    """
     from ..estimators import load
     from ..evaluation import plot_confusion_matrix, write_html_report
 
@@ -28,7 +34,16 @@ def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: s
     model = load(run, device=device)
     metrics = model.evaluate(str(data))
     seconds = time.perf_counter() - t0
-    folder = report or (run / "evaluation")
+    split = getattr(model, "evaluated_split_", None)
+    scored: dict[str, Any] = {"data": str(data), "split": split}
+    trained_on = (getattr(model, "data_", None) or {}).get("train")
+    if split in ("val", "train") and trained_on is not None and Path(trained_on) == Path(data).resolve():
+        scored["warning"] = (
+            f"scored the '{split}' split of the training data"
+            + (", which chose the best epoch: the score is optimistic" if split == "val" else "")
+            + ". Give held-out data (a test/ split or another folder/table) for an unbiased estimate."
+        )
+    folder = report or _new_folder(run / "evaluation" / f"{Path(data).stem or 'data'}-{split or 'all'}")
     images = {}
     if "confusion_matrix" in metrics:
         images["Confusion matrix"] = plot_confusion_matrix(
@@ -37,6 +52,8 @@ def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: s
     info = {
         "run": str(run),
         "data": str(data),
+        "split": split or "(whole input)",
+        **({"warning": scored["warning"]} if "warning" in scored else {}),
         "seconds": round(seconds, 2),
         "backbone": model.manifest_["backbone"],
         "strategy": model.manifest_["strategy"],
@@ -44,7 +61,16 @@ def evaluate_run(run: Path, data: Path, *, report: Path | None = None, device: s
     html = write_html_report(
         folder / "report.html", title=f"Graft evaluation: {run.name}", metrics=metrics, info=info, images=images
     )
-    return metrics, html
+    return metrics, html, scored
+
+
+def _new_folder(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``, ... whichever does not exist yet."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 #: inputs read as tables (one row per example), not as one text per line

@@ -27,8 +27,11 @@ class FitData:
     ``derived`` holds what a modality computes once per split (token ids, NER windows); subsets start without it.
     """
 
-    def __init__(self, items: Any, y: Any, hashes: Sequence[str], sources: Sequence[str]) -> None:
+    def __init__(
+        self, items: Any, y: Any, hashes: Sequence[str], sources: Sequence[str], split: str | None = None
+    ) -> None:
         self.items, self.y, self.hashes, self.sources = items, y, list(hashes), list(sources)
+        self.split = split  # the split of a folder or table that was read (train, val, test), if one was chosen
         self.derived: dict[str, Any] = {}
 
     def __len__(self) -> int:

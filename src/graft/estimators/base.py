@@ -298,6 +298,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         if labels is None:
             raise DataError("evaluate needs labels: give labelled data, or pass y.")
         data.y = self.task_.encode(labels, self.classes_, where="evaluation data")
+        self.evaluated_split_ = data.split
         if self.cache and self.strategy_.frozen_backbone and not self.strategy_.tta:
             f, _, lengths = self._head_features(data)
             head = self.model_.head.eval()

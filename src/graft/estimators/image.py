@@ -206,6 +206,7 @@ class ImageClassifier(TransferEstimator):
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         from ..data.images import find_splits, load_images
 
+        split: str | None = None
         if _is_path_like(X) and y is None and Path(X).is_dir():
             if what in ("input", "target data"):  # unlabelled: every image under the folder, any layout
                 from ..data.image_folders import list_images
@@ -216,10 +217,12 @@ class ImageClassifier(TransferEstimator):
                 order = {"training data": ("train",), "validation data": ("val", "train")}.get(
                     what, ("test", "val", "train")
                 )
-                X, y = splits[next((k for k in order if k in splits), "train")]
+                split = next((k for k in order if k in splits), "train")
+                X, y = splits[split]
         elif _is_path_like(X) and y is None and Path(X).suffix.lower() in (".csv", ".tsv"):
             splits = find_splits(X)
-            X, y = splits.get("test", splits["train"]) if what != "training data" else splits["train"]
+            split = "test" if "test" in splits and what != "training data" else "train"
+            X, y = splits[split]
             if what == "input":
                 y = None
         elif _is_path_like(X) or isinstance(X, Image.Image):
@@ -244,7 +247,7 @@ class ImageClassifier(TransferEstimator):
             self.skipped_ = getattr(self, "skipped_", []) + list(imgs.skipped)
         if len(imgs) == 0:
             raise DataError(f"{what} holds no readable images.")
-        return FitData(imgs, None, imgs.hashes, imgs.sources), labels
+        return FitData(imgs, None, imgs.hashes, imgs.sources, split=split), labels
 
     def _cache_key_parts(self) -> dict[str, Any]:
         return {"pre": self._preprocessing().to_dict(), "path": "fp32-eval-centercrop-v1"}

@@ -165,6 +165,7 @@ class TextClassifier(TransferEstimator):
         from ..data.text import TextSet, find_text_splits
         from ..data.text_inputs import load_texts
 
+        split: str | None = None
         if isinstance(X, TextSet):
             ts = X
         elif isinstance(X, (str, Path)) and y is None and Path(X).exists():
@@ -172,7 +173,8 @@ class TextClassifier(TransferEstimator):
             order = {"training data": ("train",), "validation data": ("val", "train"), "input": ("train",)}.get(
                 what, ("test", "val", "train")
             )
-            ts = splits[next(k for k in order + ("train",) if k in splits)]
+            split = next(k for k in order + ("train",) if k in splits)
+            ts = splits[split]
         else:
             ts = load_texts(X, y, **self._read_kwargs())
         if len(ts) == 0:
@@ -181,7 +183,7 @@ class TextClassifier(TransferEstimator):
         if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
             labels = [original.get(v, v) for v in labels]
-        return FitData(ts, None, ts.hashes, ts.sources), labels
+        return FitData(ts, None, ts.hashes, ts.sources, split=split), labels
 
     def _encoded(self, data: FitData) -> list[dict[str, list[int]]]:
         if "encoded" not in data.derived:

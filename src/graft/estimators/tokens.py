@@ -163,6 +163,7 @@ class TokenClassifier(TransferEstimator):
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         from ..data.tokens import TokenSet, find_token_splits, load_tokens
 
+        split: str | None = None
         if isinstance(X, TokenSet):
             ts = X
         elif isinstance(X, (str, Path)) and y is None and Path(X).exists():
@@ -170,12 +171,13 @@ class TokenClassifier(TransferEstimator):
             order = {"training data": ("train",), "validation data": ("val", "train")}.get(
                 what, ("test", "val", "train")
             )
-            ts = splits[next(k for k in order + ("train",) if k in splits)]
+            split = next(k for k in order + ("train",) if k in splits)
+            ts = splits[split]
         else:
             ts = load_tokens(X, y)
         if len(ts) == 0:
             raise DataError(f"{what} holds no sentences.")
-        return FitData(ts, None, ts.hashes, ts.sources), ts.tags
+        return FitData(ts, None, ts.hashes, ts.sources, split=split), ts.tags
 
     # ------------------------------------------------------------------ model
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
