@@ -1,0 +1,99 @@
+"""Every ``graft`` command in the README's shell blocks, run as written on tiny data (speed options appended:
+``--epochs 1``, and ``--image-size 32`` for images). Commands that need a model from the Hugging Face hub are not
+run (no network in tests), but each of their options must exist in the command's ``--help``."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.test_cli_text import COOKING, SPORTS
+from typer.testing import CliRunner
+
+from graft.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+ENV = {"COLUMNS": "4000", "NO_COLOR": "1"}
+NEEDS_HUB = ("bert-base-uncased",)
+
+
+def readme_commands() -> list[list[str]]:
+    """The ``graft ...`` lines of the README's bash blocks (continuations joined, comments and brackets dropped)."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("graft ") and not line.startswith("graft demo"):  # demo: tests/test_cli.py
+                commands.append([t.strip("[]") for t in shlex.split(line)[1:] if t.strip("[]")])
+    return commands
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), env=ENV)
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers: Any) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("readme")
+    images = helpers.write_class_folder(root / "images", n_classes=2, n_per_class=5)
+    target = helpers.write_class_folder(root / "target", n_classes=2, n_per_class=3, seed=3)
+    reviews = root / "reviews.csv"
+    reviews.write_text("review,label\n" + "\n".join([f'"{t}",pos' for t in SPORTS] + [f'"{t}",neg' for t in COOKING]))
+    tagged = root / "tagged.csv"
+    rows = [f'"{t}",sport|news' for t in SPORTS] + [f'"{t}",food' for t in COOKING]
+    tagged.write_text("text,labels\n" + "\n".join(rows))
+    conll = root / "conll"
+    conll.mkdir()
+    for name, n, seed in (("eng.train", 24, 1), ("eng.testa", 6, 2), ("eng.testb", 6, 3)):
+        text_helpers.write_conll(conll / name, *text_helpers.tagged(n, seed=seed))
+    return {
+        "path/to/images": str(images),
+        "path/to/test_images": str(images),
+        "photo.jpg": str(sorted(images.rglob("*.png"))[0]),
+        "reviews.csv": str(reviews),
+        "tagged.csv": str(tagged),
+        "conll/": str(conll),
+        "source_images/": str(images),
+        "unlabelled_target/": str(target),
+        "labelled_target_test/": str(target),
+        "compare.csv": str(root / "compare.csv"),
+        "runs/": str(root / "runs") + "/",
+    }
+
+
+def _concrete(args: list[str], places: dict[str, str]) -> list[str]:
+    out = []
+    for token in args:
+        token = places.get(token, token)
+        if token.startswith("runs/"):
+            token = places["runs/"] + token.removeprefix("runs/")
+        out.append(token)
+    if args[0] == "train":
+        out += ["--epochs", "1"]
+        if places["path/to/images"] in out or places["source_images/"] in out:
+            out += ["--image-size", "32"]
+    if args[0] == "compare-adaptation":
+        out += ["--epochs", "1", "--image-size", "32"]
+    return out
+
+
+def test_the_readme_has_commands_to_check() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 15 and {c[0] for c in commands} >= {"train", "evaluate", "predict", "models"}
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(places: dict[str, str]) -> None:
+    for args in readme_commands():
+        if any(name in args for name in NEEDS_HUB):
+            help_text = _invoke(args[0], "--help").output
+            for option in (t for t in args if t.startswith("--")):
+                assert option in help_text, f"README uses {option} of `graft {args[0]}`, which it does not take"
+            continue
+        concrete = _concrete(args, places)
+        result = _invoke(*concrete)
+        assert result.exit_code == 0, f"graft {' '.join(args)}\n{result.output[-3000:]}"
