@@ -270,3 +270,11 @@ def test_evaluate_names_the_split_and_warns_about_the_validation_split(helpers: 
     helpers.write_class_folder(root / "test", n_classes=2, n_per_class=2, seed=2)
     scored = json.loads(_invoke("evaluate", run, root, "--json").stdout)["scored"]
     assert scored == {"data": str(root), "split": "test"}, "a test split is preferred and raises no warning"
+
+
+def test_a_table_without_labels_names_its_columns(tmp_path: Path) -> None:
+    table = tmp_path / "unlabelled.csv"
+    table.write_text("id,review\n1,great\n2,awful\n3,fine\n")
+    result = _invoke("train", table, "-o", tmp_path / "run", "--strategy", "feature-extraction")
+    _refused(result, "no label column", "'id', 'review'", "--label-column")
+    assert "pass y" not in result.output and not (tmp_path / "run").exists()

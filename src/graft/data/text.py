@@ -78,6 +78,7 @@ class TextSet:
         multi_label: Whether ``labels`` holds lists of labels.
         columns: For tables, which column was used for each role: keys ``"text"``, and where used ``"pair"``
             and ``"label"``. Empty for in-memory lists.
+        table_columns: For tables, every column the table has (in file order).
     """
 
     texts: list[str]
@@ -87,6 +88,7 @@ class TextSet:
     hashes: list[str]
     multi_label: bool = False
     columns: dict[str, str] = field(default_factory=dict)
+    table_columns: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.texts)
@@ -124,6 +126,7 @@ class TextSet:
             hashes=[self.hashes[i] for i in positions],
             multi_label=self.multi_label,
             columns=dict(self.columns),
+            table_columns=list(self.table_columns),
         )
 
 
@@ -195,6 +198,7 @@ def _build(
         hashes=[_digest(t, None if pairs is None else pairs[i]) for i, t in enumerate(texts)],
         multi_label=multi_label,
         columns=columns,
+        table_columns=list(table.columns),
     )
 
 

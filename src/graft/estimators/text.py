@@ -179,6 +179,12 @@ class TextClassifier(TransferEstimator):
             ts = load_texts(X, y, **self._read_kwargs())
         if len(ts) == 0:
             raise DataError(f"{what} holds no texts.")
+        if what == "training data" and ts.labels is None and ts.table_columns:
+            raise DataError(
+                f"{what} has no label column; its columns are {', '.join(repr(c) for c in ts.table_columns)}. Name "
+                "the label column with --label-column NAME (Python: label_column='NAME'), or call it one of label, "
+                "labels, class, target, sentiment, category."
+            )
         labels: list[Any] | None = ts.labels  # type: ignore[assignment]
         if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
