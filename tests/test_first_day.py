@@ -278,3 +278,16 @@ def test_a_table_without_labels_names_its_columns(tmp_path: Path) -> None:
     result = _invoke("train", table, "-o", tmp_path / "run", "--strategy", "feature-extraction")
     _refused(result, "no label column", "'id', 'review'", "--label-column")
     assert "pass y" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_log_with_tensorboard_writes_event_files(images: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    result = _invoke("train", images, "-o", run, "--epochs", "2", "--log-with", "tensorboard", *SMALL)
+    assert result.exit_code == 0, result.output
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((run / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert "train_loss" in events.Tags()["scalars"]
+    _refused(_invoke("train", images, "-o", tmp_path / "r2", "--log-with", "neptune", *SMALL), "log_with must be")

@@ -172,6 +172,9 @@ def train(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing run directory."),
     no_cache: bool = typer.Option(False, "--no-cache", metavar="", help="Do not read or write the embedding cache."),
+    log_with: str | None = typer.Option(
+        None, "--log-with", help="Also log every epoch to a tracker: tensorboard (then tensorboard --logdir RUN/logs)."
+    ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the training summary as JSON."),
 ) -> None:
     """Train a model on DATA and write the run (bundle, metrics.jsonl, plots) to -o RUN.
@@ -193,6 +196,7 @@ def train(
             output_dir=output,
             overwrite=overwrite,
             verbose=not as_json,
+            log_with=log_with,
         )
         clf = make_estimator(
             task,

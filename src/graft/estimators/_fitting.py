@@ -130,6 +130,16 @@ def check_settings(est: Any, strategy: Any) -> None:
     from ..training.loop import TrainConfig
 
     resolve_device(est.device)
+    if est.log_with is not None:
+        import importlib.util
+
+        if est.output_dir is None:
+            raise ConfigError(f"log_with='{est.log_with}' writes under the run directory: give output_dir (CLI: -o).")
+        package = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(est.log_with)
+        if package is None:
+            raise ConfigError(f"log_with must be tensorboard, wandb or mlflow; got '{est.log_with}'.")
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"log_with='{est.log_with}' needs the {package} package: pip install {package}.")
     if not 0.0 <= float(est.val_fraction or 0.0) < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1); got {est.val_fraction}.")
     if est.patience is not None and est.patience < 1:

@@ -80,6 +80,7 @@ class EmbeddingClassifier(TransferEstimator):
         output_dir: str | Path | None = None,
         overwrite: bool = False,
         verbose: bool | None = None,
+        log_with: str | None = None,
     ) -> None:
         self.strategy = strategy
         self.standardize = standardize
@@ -97,6 +98,7 @@ class EmbeddingClassifier(TransferEstimator):
         self.output_dir = output_dir
         self.overwrite = overwrite
         self.verbose = verbose
+        self.log_with = log_with
 
     # estimator settings the shared code reads
     backbone = "identity"

@@ -107,6 +107,8 @@ class ImageClassifier(TransferEstimator):
         overwrite: replace an existing ``output_dir``.
         verbose: progress bars and per-epoch lines; ``None`` (default): when a person is watching (a terminal or a
             notebook), as Keras and fastai do.
+        log_with: also send every epoch's metrics to an experiment tracker of Accelerate (``"tensorboard"``:
+            ``pip install tensorboard``; then ``tensorboard --logdir RUN/logs``); needs ``output_dir``.
         backbone_kwargs: extra keyword arguments for ``timm.create_model``.
         image_size: input resolution instead of the backbone's pretraining one (e.g. 96 for speed on tiny
             images); the resize-then-crop ratio is kept.
@@ -144,6 +146,7 @@ class ImageClassifier(TransferEstimator):
         output_dir: str | Path | None = None,
         overwrite: bool = False,
         verbose: bool | None = None,
+        log_with: str | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         image_size: int | None = None,
     ) -> None:
@@ -168,6 +171,7 @@ class ImageClassifier(TransferEstimator):
         self.output_dir = output_dir
         self.overwrite = overwrite
         self.verbose = verbose
+        self.log_with = log_with
         self.backbone_kwargs = backbone_kwargs
         self.image_size = image_size
 

@@ -93,6 +93,7 @@ class TextClassifier(TransferEstimator):
         output_dir: str | Path | None = None,
         overwrite: bool = False,
         verbose: bool | None = None,
+        log_with: str | None = None,
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -121,6 +122,7 @@ class TextClassifier(TransferEstimator):
         self.output_dir = output_dir
         self.overwrite = overwrite
         self.verbose = verbose
+        self.log_with = log_with
         self.backbone_config = backbone_config
 
     # ------------------------------------------------------------------ hooks

@@ -120,6 +120,7 @@ class TokenClassifier(TransferEstimator):
         output_dir: str | Path | None = None,
         overwrite: bool = False,
         verbose: bool | None = None,
+        log_with: str | None = None,
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -143,6 +144,7 @@ class TokenClassifier(TransferEstimator):
         self.output_dir = output_dir
         self.overwrite = overwrite
         self.verbose = verbose
+        self.log_with = log_with
         self.backbone_config = backbone_config
 
     def _make_task(self) -> Task:

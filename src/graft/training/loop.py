@@ -64,6 +64,8 @@ class TrainConfig:
         log_epochs: with ``verbose``, print a line per epoch (else one summary line for the phase).
         group_by_length: when the training set has a ``lengths`` attribute (token counts: texts, NER windows),
             draw batches of similar length (:class:`LengthGroupedBatchSampler`) so little compute goes to padding.
+        log_with: an experiment tracker of Accelerate (``tensorboard``, ``wandb``, ...) that gets every epoch's
+            metrics, under ``<run dir>/logs/<phase>``; needs a run directory and the tracker's package.
     """
 
     epochs: int
@@ -84,6 +86,7 @@ class TrainConfig:
     verbose: bool = True
     log_epochs: bool = True
     group_by_length: bool = True
+    log_with: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -126,7 +129,7 @@ def _mixed_precision(precision: str, device: str) -> str:
     return "no"
 
 
-def make_accelerator(config: TrainConfig) -> Any:
+def make_accelerator(config: TrainConfig, project_dir: Path | None = None) -> Any:
     """An ``accelerate.Accelerator`` for this phase (resetting a single-process state of other precision)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -145,6 +148,8 @@ def make_accelerator(config: TrainConfig) -> Any:
         if state.get("_mixed_precision") != mp or not same_device:
             AcceleratorState._reset_state(reset_partial_state=True)
     return Accelerator(
+        log_with=config.log_with if project_dir is not None else None,
+        project_dir=None if project_dir is None else str(project_dir),
         cpu=device == "cpu",
         mixed_precision=mp,
         gradient_accumulation_steps=config.grad_accum,
@@ -247,7 +252,10 @@ def run_loop(
     tune_allocator()
     t_start = time.perf_counter()
     seed_everything(config.seed)
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, None if run_dir is None or not config.log_with else run_dir / "logs")
+    tracking = run_dir is not None and bool(config.log_with)
+    if tracking:
+        accelerator.init_trackers(phase)
     device = accelerator.device
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -393,6 +401,8 @@ def run_loop(
                 _print_epoch(phase, logs, improved)
             if on_epoch_end:
                 on_epoch_end(epoch, logs)
+            if tracking:
+                accelerator.log({k: v for k, v in logs.items() if isinstance(v, (int, float))}, step=epoch + 1)
             if stop:
                 result.stopped_early = True
                 break
@@ -407,6 +417,8 @@ def run_loop(
     # drop the mixed-precision forward wrapper that prepare() installed: inference after training runs in the same
     # precision as a model loaded from its bundle
     accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    if tracking:
+        accelerator.end_training()
     accelerator.free_memory()
     return result
 

@@ -96,6 +96,7 @@ class FitContext:
             verbose=est._verbose(),
             log_epochs=not head,
             optimizer="adamw" if head else self.strategy.optimizer,
+            log_with=est.log_with,
         )
 
     def epochs(self) -> int:
