@@ -61,6 +61,8 @@ def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers:
         "unlabelled_target/": str(target),
         "labelled_target_test/": str(target),
         "compare.csv": str(root / "compare.csv"),
+        "preds.csv": str(root / "preds.csv"),
+        "preds.jsonl": str(root / "preds.jsonl"),
         "runs/": str(root / "runs") + "/",
     }
 
