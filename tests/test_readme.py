@@ -62,6 +62,7 @@ def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers:
         "labelled_target_test/": str(target),
         "compare.csv": str(root / "compare.csv"),
         "preds.csv": str(root / "preds.csv"),
+        "ants.onnx": str(root / "ants.onnx"),
         "preds.jsonl": str(root / "preds.jsonl"),
         "runs/": str(root / "runs") + "/",
     }

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -83,17 +82,9 @@ def models(
 
     Example: graft models --all '*resnet*'
     """
-    from .backbones import list_backbones
+    from .backbones import backbone_rows
 
-    rows = [
-        {"name": e.name, "modality": e.modality, "offline": e.offline(), "description": e.description}
-        for e in list_backbones(pattern)
-    ]
-    timm_rows: list[str] = []
-    if all_timm:
-        from .backbones.timm import timm_names
-
-        timm_rows = timm_names(pattern, pretrained=True)
+    rows, timm_rows = backbone_rows(pattern, all_timm)
     if as_json:
         _print_json({"embedded": rows, "timm": timm_rows})
         return
@@ -450,40 +441,41 @@ def demo(
 
     Example: graft demo -o runs/demo
     """
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from .commands.demo import run_demo
 
-    import graft
-
-    from .evaluation import format_metrics
-
-    digits = load_digits()
-    images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)  # (N, 8, 8) grayscale
-    labels = digits.target
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    X_tr, X_te, y_tr, y_te = train_test_split(images, labels, test_size=0.25, stratify=labels, random_state=0)
-    out.print(
-        f"[bold]graft demo[/]: {len(X_tr)} train / {len(X_te)} test 8x8 digit images, "
-        f"efficientnet_lite0 (ImageNet, offline), strategy {strategy}"
-    )
     try:
-        t0 = time.perf_counter()
-        clf = graft.ImageClassifier(
-            "efficientnet_lite0", strategy, epochs=epochs, output_dir=output, overwrite=True, verbose=True
-        )
-        clf.fit(X_tr, y_tr)
-        t_fit = time.perf_counter() - t0
-        model = graft.load(output)
-        metrics = model.evaluate(X_te, y_te)
-        pred = model.predict(X_te[:8])
+        run_demo(output, strategy, epochs, limit, say=lambda line: out.print(line, highlight=False))
     except GraftError as e:
         _fail(e)
-    out.print(f"trained in {t_fit:.1f}s; test set ({len(X_te)} images):", highlight=False)
-    out.print(format_metrics(metrics), highlight=False)
-    out.print(f"predicted {list(map(int, pred))} for true {list(map(int, y_te[:8]))}", highlight=False)
-    out.print(f"bundle: {output}/  — try `graft evaluate {output} ...` or the Python API `graft.load('{output}')`")
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run directory / bundle."),
+    output: Path = typer.Option(..., "--output", "-o", help="The model file to write (.onnx, or .pt for TorchScript)."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Real inputs for the parity check (default: the training data recorded in the bundle)."
+    ),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the parity report as JSON."),
+) -> None:
+    """Export a model to ONNX or TorchScript, with its preprocessing in OUTPUT.json, and check it against the
+    PyTorch model on real inputs (largest probability difference, top-1 agreement).
+
+    Example: graft export runs/ants --format onnx -o ants.onnx
+    """
+    from .estimators import load
+    from .export import describe_parity, export_model
+
+    try:
+        report = export_model(load(run, device="cpu"), output, fmt=fmt, data=None if data is None else str(data))
+    except GraftError as e:
+        _fail(e)
+    if as_json:
+        _print_json(report)
+        return
+    out.print(describe_parity(report), highlight=False)
+    out.print(f"{fmt}: {output}  (preprocessing and labels: {output}.json)", highlight=False)
 
 
 def main() -> None:

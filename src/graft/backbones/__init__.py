@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ._registry import BackboneEntry, create_backbone, get_entry, list_backbones, register_backbone
+from ._registry import BackboneEntry, backbone_rows, create_backbone, get_entry, list_backbones, register_backbone
 from .base import Backbone, Preprocessing
 
 __all__ = [
     "Backbone",
     "BackboneEntry",
+    "backbone_rows",
     "Preprocessing",
     "create_backbone",
     "get_entry",

@@ -109,6 +109,21 @@ def create_backbone(
     raise ConfigError(f"Unknown {modality} backbone '{name}'.{did_you_mean(name, options)} Run `graft models`.")
 
 
+def backbone_rows(pattern: str = "*", with_timm: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """``graft models``: the registered backbones matching ``pattern`` as rows, and (``with_timm``) the timm names
+    with pretrained weights that match it."""
+    rows = [
+        {"name": e.name, "modality": e.modality, "offline": e.offline(), "description": e.description}
+        for e in list_backbones(pattern)
+    ]
+    timm_rows: list[str] = []
+    if with_timm:
+        from .timm import timm_names
+
+        timm_rows = timm_names(pattern, pretrained=True)
+    return rows, timm_rows
+
+
 _BUILTINS_LOADED = False
 #: modules whose import registers the built-in (embedded, offline) backbones, as plugins do
 _BUILTIN_MODULES = ("graft.backbones.embedded",)
