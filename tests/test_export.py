@@ -18,7 +18,7 @@ from graft.export import export_model
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-FORMATS = [("onnx", ".onnx"), ("torchscript", ".pt")]
+FORMATS = [("onnx", ".onnx"), pytest.param("torchscript", ".pt", marks=pytest.mark.slow)]
 
 
 def _check(report: dict[str, Any], path: Path, labels: list[Any]) -> dict[str, Any]:
