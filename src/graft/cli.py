@@ -5,15 +5,14 @@ Heavy libraries (torch, timm) are imported inside the commands, so ``graft --hel
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ._cli_common import _fail, _print_json, err, out
+from .cli_deploy import register as _register_deploy
 from .commands.adaptation import ADAPTATION_METHODS, COMPARE_COLUMNS
 from .commands.training import make_estimator, parse_set, resolve_task
 from .errors import GraftError
@@ -26,17 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-
-def _console(stderr: bool = False) -> Console:
-    """Lines are never cut to the terminal's width when the output goes to a pipe or a file (80 columns otherwise
-    split paths and summaries); in a terminal, long lines wrap as the terminal wraps them."""
-    stream = sys.stderr if stderr else sys.stdout
-    piped = not stream.isatty()
-    return Console(stderr=stderr, soft_wrap=True, width=100_000 if piped else None)
-
-
-out = _console()
-err = _console(stderr=True)
 
 STRATEGY_HELP = (
     "fine-tune, feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, adabn, "
@@ -59,15 +47,6 @@ def _root(
     ),
 ) -> None:
     """Adapt pretrained models to your small dataset, offline. Start with `graft demo`."""
-
-
-def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @app.command()
@@ -449,33 +428,7 @@ def demo(
         _fail(e)
 
 
-@app.command()
-def export(
-    run: Path = typer.Argument(..., help="Run directory / bundle."),
-    output: Path = typer.Option(..., "--output", "-o", help="The model file to write (.onnx, or .pt for TorchScript)."),
-    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Real inputs for the parity check (default: the training data recorded in the bundle)."
-    ),
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the parity report as JSON."),
-) -> None:
-    """Export a model to ONNX or TorchScript, with its preprocessing in OUTPUT.json, and check it against the
-    PyTorch model on real inputs (largest probability difference, top-1 agreement).
-
-    Example: graft export runs/ants --format onnx -o ants.onnx
-    """
-    from .estimators import load
-    from .export import describe_parity, export_model
-
-    try:
-        report = export_model(load(run, device="cpu"), output, fmt=fmt, data=None if data is None else str(data))
-    except GraftError as e:
-        _fail(e)
-    if as_json:
-        _print_json(report)
-        return
-    out.print(describe_parity(report), highlight=False)
-    out.print(f"{fmt}: {output}  (preprocessing and labels: {output}.json)", highlight=False)
+_register_deploy(app)
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""The HTTP app: ``POST /predict`` (image files as multipart, or JSON texts), ``GET /health``, ``GET /metadata``,
+OpenAPI docs at ``/docs``, and a page at ``/`` to try the model.
+
+Malformed input gets a 4xx answer with a JSON ``{"error": ...}`` naming the problem; the server keeps serving. Limits:
+request body size, items per request, text length. With an API key (read from an environment variable), every route
+but ``/health`` and ``/`` needs the header ``X-API-Key`` (or ``Authorization: Bearer``), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import io
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ..errors import ConfigError, GraftError
+
+__all__ = ["ServeConfig", "create_app"]
+
+
+@dataclass
+class ServeConfig:
+    """Limits and behaviour of the server.
+
+    Args:
+        max_batch: most inputs in one forward pass (micro-batches of concurrent requests).
+        max_wait_ms: how long the first request of a micro-batch waits for others; ``0`` with ``batching=False``
+            runs every request on its own.
+        batching: group concurrent requests into micro-batches.
+        max_body_mb: largest request body.
+        max_items: most images or texts in one request.
+        max_text_chars: longest text.
+        top_k: classes with probabilities in each answer (default; ``?top_k=`` overrides).
+        api_key_env: name of the environment variable holding the API key (``None``: no key).
+    """
+
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    batching: bool = True
+    max_body_mb: float = 10.0
+    max_items: int = 64
+    max_text_chars: int = 10_000
+    top_k: int = 3
+    api_key_env: str | None = None
+
+
+class _Reject(Exception):
+    """A request the server refuses: status code and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _decode_image(name: str, data: bytes) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise _Reject(400, f"file '{name}' is empty.")
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise _Reject(400, f"file '{name}' is not an image Pillow can read ({type(e).__name__}).") from None
+    return im
+
+
+def create_app(run: str | Path, *, device: str = "cpu", config: ServeConfig | None = None) -> Any:
+    """A FastAPI app serving the bundle ``run``."""
+    from .. import __version__
+    from ..commands.predicting import predictions
+    from ..estimators import load
+    from .batching import MicroBatcher
+
+    cfg = config or ServeConfig()
+    api_key = None
+    if cfg.api_key_env is not None:
+        api_key = os.environ.get(cfg.api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set or empty.")
+    model = load(run, device=device)
+    modality = "image" if model.modality == "image" else "text"
+
+    def run_batch(items: list[Any]) -> list[Any]:
+        shown = items if modality == "text" else [f"input {i}" for i in range(len(items))]
+        return predictions(model, [(items, shown)], top_k=len(model.classes_))
+
+    batcher = MicroBatcher(run_batch, cfg.max_batch, cfg.max_wait_ms / 1000 if cfg.batching else 0.0)
+    if not cfg.batching:
+        batcher.max_batch = 1 << 30  # one request per pass: no waiting, no joining (each request alone)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await batcher.close()
+
+    app = FastAPI(
+        title="Graft model server", version=__version__, description=f"Serving {Path(run).name}.", lifespan=lifespan
+    )
+    app.state.batcher = batcher
+    metadata = {
+        "task": model.task,
+        "modality": modality,
+        "labels": [c.item() if hasattr(c, "item") else c for c in model.classes_],
+        "backbone": model.manifest_.get("backbone"),
+        "strategy": model.manifest_.get("strategy"),
+        "metrics": (model.manifest_.get("metrics") or {}).get("val"),
+        "graft_version": __version__,
+        "limits": {"max_items": cfg.max_items, "max_body_mb": cfg.max_body_mb, "max_text_chars": cfg.max_text_chars},
+    }
+
+    @app.exception_handler(_Reject)
+    async def _rejected(request: Request, exc: _Reject) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"invalid request: {where}: {first.get('msg', 'malformed')}"}, status_code=422)
+
+    @app.exception_handler(GraftError)
+    async def _graft_error(request: Request, exc: GraftError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Any:
+        limit = int(cfg.max_body_mb * 1024 * 1024)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse({"error": f"request body over the {cfg.max_body_mb:g} MB limit."}, status_code=413)
+        if api_key is not None and request.url.path not in ("/", "/health"):
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return JSONResponse({"error": "missing or wrong API key (header X-API-Key)."}, status_code=401)
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    async def get_metadata() -> dict[str, Any]:
+        return metadata
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return resources.files("graft.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.post("/predict")
+    async def predict(request: Request, top_k: int | None = None) -> dict[str, Any]:
+        items = await _read_inputs(request, modality, cfg)
+        results = await batcher.submit(items)
+        k = max(1, top_k or cfg.top_k)
+        for r in results:
+            r.pop("input", None)
+            if "top_k" in r:
+                r["top_k"] = r["top_k"][:k]
+        return {"predictions": results}
+
+    return app
+
+
+async def _read_inputs(request: Any, modality: str, cfg: ServeConfig) -> list[Any]:
+    """The request's images (multipart ``file`` fields) or texts (JSON ``{"texts": [...]}`` or ``{"text": "..."}``)."""
+    import json
+
+    body = await request.body()
+    if len(body) > cfg.max_body_mb * 1024 * 1024:
+        raise _Reject(413, f"request body over the {cfg.max_body_mb:g} MB limit.")
+    kind = request.headers.get("content-type", "")
+    if modality == "image":
+        if not kind.startswith("multipart/form-data"):
+            raise _Reject(415, "send images as multipart/form-data file fields (curl -F file=@photo.jpg).")
+        form = await request.form()
+        files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+        if not files:
+            raise _Reject(400, "no file fields in the form; send curl -F file=@photo.jpg.")
+        if len(files) > cfg.max_items:
+            raise _Reject(413, f"{len(files)} images in one request; the limit is {cfg.max_items}.")
+        return [_decode_image(f.filename or f"file {i}", await f.read()) for i, f in enumerate(files)]
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _Reject(400, f'the body is not JSON ({e}); send {{"texts": ["..."]}}.') from None
+    if not isinstance(payload, dict) or ("texts" not in payload and "text" not in payload):
+        raise _Reject(422, 'send a JSON object {"texts": ["...", ...]} or {"text": "..."}.')
+    texts = payload.get("texts", [payload.get("text")])
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise _Reject(422, '"texts" must be a non-empty list of strings.')
+    if len(texts) > cfg.max_items:
+        raise _Reject(413, f"{len(texts)} texts in one request; the limit is {cfg.max_items}.")
+    for i, t in enumerate(texts):
+        if not t.strip():
+            raise _Reject(422, f"text {i} is empty.")
+        if len(t) > cfg.max_text_chars:
+            raise _Reject(413, f"text {i} has {len(t)} characters; the limit is {cfg.max_text_chars}.")
+    return texts
