@@ -17,7 +17,7 @@ from graft.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ENV = {"COLUMNS": "4000", "NO_COLOR": "1"}
-NEEDS_HUB = ("bert-base-uncased",)
+NEEDS_HUB = ("bert-base-uncased",)  # and `graft serve`, which runs until stopped (tests/test_serve.py)
 
 
 def readme_commands() -> list[list[str]]:
@@ -92,7 +92,7 @@ def test_the_readme_has_commands_to_check() -> None:
 @pytest.mark.slow
 def test_every_readme_command_runs_as_written(places: dict[str, str]) -> None:
     for args in readme_commands():
-        if any(name in args for name in NEEDS_HUB):
+        if any(name in args for name in NEEDS_HUB) or args[0] == "serve":  # serve runs until stopped
             help_text = _invoke(args[0], "--help").output
             for option in (t for t in args if t.startswith("--")):
                 assert option in help_text, f"README uses {option} of `graft {args[0]}`, which it does not take"
