@@ -172,12 +172,13 @@ def test_predict_reads_a_table_as_a_table_and_writes_every_format(text_run: Path
         out = tmp_path / f"preds{ext}"
         result = _invoke("predict", text_run, table, "--output", out, "--json")
         assert result.exit_code == 0, result.output
-        rows = json.loads(result.stdout)
-        assert [r["input"] for r in rows] == ["Roast the lamb, then rest it", "The striker scored twice"]  # no header
-        assert [r["label"] for r in rows] == ["cooking", "sports"]
+        assert json.loads(result.stdout)["rows"] == 2
         read = {".csv": pd.read_csv, ".parquet": pd.read_parquet}.get(ext, lambda p: pd.read_json(p, lines=True))
         frame = read(out)
+        assert list(frame["input"]) == ["Roast the lamb, then rest it", "The striker scored twice"]  # no header row
         assert list(frame["label"]) == ["cooking", "sports"] and len(frame) == 2, frame
+    rows = json.loads(_invoke("predict", text_run, table, "--json").stdout)
+    assert [r["label"] for r in rows] == ["cooking", "sports"]
     bad = _invoke("predict", text_run, table, "--output", tmp_path / "preds.xlsx")
     _refused(bad, "must end in .csv, .jsonl, .parquet")
 

@@ -378,21 +378,23 @@ def predict(
     ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
+    batch_size: int = typer.Option(256, help="With --output: inputs decoded and predicted per chunk."),
 ) -> None:
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
     Example: graft predict runs/ants photo.jpg --json;  graft predict runs/reviews reviews.csv --output preds.csv;
     graft predict runs/ner --text "Angela Merkel visited Paris"
     """
-    from .commands.predicting import check_output_path, discover_inputs, predictions, write_predictions
+    from .commands.predicting import check_output_path, discover_inputs, predictions
     from .estimators import load
 
     try:
         check_output_path(output)
         model = load(run, device=device)
-        results = predictions(model, discover_inputs(model, inputs, text), top_k)
+        groups = discover_inputs(model, inputs, text)
         if output is not None:
-            write_predictions(output, results)
+            return _predict_to_file(model, groups, output, top_k, as_json, batch_size)
+        results = predictions(model, groups, top_k)
     except (GraftError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     if as_json:
@@ -407,6 +409,34 @@ def predict(
         else:
             alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
             out.print(f"{r['input']}: [bold]{r['label']}[/]  ({alts})", highlight=False)
+
+
+def _predict_to_file(model: Any, groups: Any, output: Path, top_k: int, as_json: bool, batch_size: int) -> None:
+    """Stream the predictions into ``output`` with a progress bar; an interrupted run resumes where it stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .commands.streaming import stream_predictions
+
+    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("predict", total=None)
+        summary = stream_predictions(
+            model,
+            groups,
+            output,
+            top_k=top_k,
+            chunk_size=batch_size,
+            on_progress=lambda done, total, _: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        _print_json(summary)
+        return
+    for row in summary["skipped"][:20]:
+        err.print(f"[yellow]skipped[/] {row['input']}: {row['reason']}", highlight=False)
+    reused = f", {summary['reused']} from the interrupted run" if summary["reused"] else ""
+    out.print(
+        f"{summary['rows']} predictions{reused} -> {output}; {len(summary['skipped'])} unreadable", highlight=False
+    )
 
 
 @app.command()
