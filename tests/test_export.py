@@ -47,7 +47,7 @@ def test_image_model_parity(image_model: tuple[Any, Any], tmp_path: Path, fmt: s
 
 
 @pytest.mark.parametrize(("fmt", "ext"), FORMATS)
-@pytest.mark.parametrize("multi_label", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("multi_label", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["single", "multi"])
 def test_text_model_parity(text_helpers: Any, tmp_path: Path, fmt: str, ext: str, multi_label: bool) -> None:
     X, y = text_helpers.sentiment(24)
     labels: Any = [[v, "any"] if i % 3 else [v] for i, v in enumerate(y)] if multi_label else y
@@ -95,6 +95,7 @@ def test_readme_snippet_runs_an_exported_image_model_without_graft(
     np.testing.assert_allclose(namespace["proba"][0], expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_export_command_prints_the_parity_check(helpers: Any, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

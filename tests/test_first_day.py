@@ -69,6 +69,7 @@ def test_an_unknown_device_is_refused(images: Path, tmp_path: Path) -> None:
     _refused(_invoke("train", images, "-o", tmp_path / "run", "--device", "gpu0"), "'gpu0' is not a device")
 
 
+@pytest.mark.slow
 def test_multi_label_readme_command_writes_every_artifact(tmp_path: Path) -> None:
     """README: graft train tagged.csv --multi-label --label-sep "|" -o runs/topics (it crashed after training)."""
     rows = ["text,labels"]
