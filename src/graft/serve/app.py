@@ -94,9 +94,10 @@ def create_app(run: str | Path, *, device: str = "cpu", config: ServeConfig | No
         shown = items if modality == "text" else [f"input {i}" for i in range(len(items))]
         return predictions(model, [(items, shown)], top_k=len(model.classes_))
 
-    batcher = MicroBatcher(run_batch, cfg.max_batch, cfg.max_wait_ms / 1000 if cfg.batching else 0.0)
-    if not cfg.batching:
-        batcher.max_batch = 1 << 30  # one request per pass: no waiting, no joining (each request alone)
+    # without batching every request is one pass of its own (a batch "limit" of 1 never lets another join it)
+    batcher = MicroBatcher(
+        run_batch, cfg.max_batch if cfg.batching else 1, cfg.max_wait_ms / 1000 if cfg.batching else 0
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
