@@ -339,6 +339,7 @@ def evaluate(
         None, help="Folder for report.html and confusion_matrix.png (default: a new RUN/evaluation/DATA-SPLIT)."
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
 ) -> None:
     """Score a trained model on labelled data: accuracy, balanced accuracy, macro-F1, per class, confusion
     matrix (entity precision/recall/F1 for NER).
@@ -349,7 +350,7 @@ def evaluate(
     from .evaluation import format_metrics
 
     try:
-        metrics, html, scored = evaluate_run(run, data, report=report, device=device)
+        metrics, html, scored = evaluate_run(run, data, report=report, device=device, backend=backend)
     except GraftError as e:
         _fail(e)
     if "warning" in scored:
@@ -379,6 +380,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     batch_size: int = typer.Option(256, help="With --output: inputs decoded and predicted per chunk."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
 ) -> None:
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
@@ -390,7 +392,7 @@ def predict(
 
     try:
         check_output_path(output)
-        model = load(run, device=device)
+        model = load(run, device=device, backend=backend)
         groups = discover_inputs(model, inputs, text)
         if output is not None:
             return _predict_to_file(model, groups, output, top_k, as_json, batch_size)

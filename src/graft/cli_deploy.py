@@ -55,6 +55,7 @@ def serve(
     max_batch: int = typer.Option(32, help="Most inputs in one forward pass (concurrent requests are batched)."),
     max_wait_ms: float = typer.Option(5.0, help="How long a request waits for others to share its batch."),
     no_batching: bool = typer.Option(False, "--no-batching", metavar="", help="Run each request on its own."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs, a page at /.
 
@@ -68,7 +69,7 @@ def serve(
         max_batch=max_batch, max_wait_ms=max_wait_ms, batching=not no_batching, api_key_env=api_key_env
     )
     try:
-        application = create_app(run, device=device, config=config)
+        application = create_app(run, device=device, config=config, backend=backend)
     except GraftError as e:
         _fail(e)
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -18,27 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ._utils import atomic_write_json
 from .errors import ConfigError
+from .inference.backends import NamedInputs
 
 __all__ = ["FORMATS", "export_model", "parity", "sidecar", "describe_parity"]
 
 FORMATS = ("onnx", "torchscript")
-
-
-class _Logits(nn.Module):
-    """The fitted model as a function of named tensors (positional, in ``names`` order)."""
-
-    def __init__(self, model: nn.Module, names: list[str], as_dict: bool) -> None:
-        super().__init__()
-        self.model, self.names, self.as_dict = model, names, as_dict
-
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        if self.as_dict:
-            return self.model(dict(zip(self.names, tensors)))
-        return self.model(tensors[0])
 
 
 def _example(est: Any, data: Any, n: int) -> tuple[dict[str, torch.Tensor], bool]:
@@ -167,7 +154,7 @@ def export_model(est: Any, path: str | Path, *, fmt: str = "onnx", data: Any = N
     est.model_.eval().to("cpu")
     inputs, as_dict = _example(est, read, 4)
     names = list(inputs)
-    wrapper = _Logits(est.model_, names, as_dict).eval()
+    wrapper = NamedInputs(est.model_, names, as_dict).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "onnx":

@@ -19,7 +19,7 @@ __all__ = [
 
 
 def evaluate_run(
-    run: Path, data: Path, *, report: Path | None = None, device: str | None = None
+    run: Path, data: Path, *, report: Path | None = None, device: str | None = None, backend: str | None = None
 ) -> tuple[dict[str, Any], Path, dict[str, Any]]:
     """Metrics of the bundle ``run`` on ``data``, the HTML report written beside them, and what was scored.
 
@@ -31,7 +31,7 @@ def evaluate_run(
     from ..evaluation import plot_confusion_matrix, write_html_report
 
     t0 = time.perf_counter()
-    model = load(run, device=device)
+    model = load(run, device=device, backend=backend)
     metrics = model.evaluate(str(data))
     seconds = time.perf_counter() - t0
     split = getattr(model, "evaluated_split_", None)

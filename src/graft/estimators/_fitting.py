@@ -130,6 +130,8 @@ def check_settings(est: Any, strategy: Any) -> None:
     from ..training.loop import TrainConfig
 
     resolve_device(est.device)
+    if est.backend not in ("torch", "onnxruntime", "auto"):
+        raise ConfigError(f"backend must be torch, onnxruntime or auto; got '{est.backend}'.")
     if est.log_with is not None:
         import importlib.util
 

@@ -103,35 +103,30 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         device: torch.device | None = None,
         tta: bool = False,
         what: str = "predicting",
+        runner: Any = None,
+        rows: Sequence[int] | None = None,
     ) -> Any:
-        """Outputs of ``module`` on every row of ``data`` (logits ``(N, C)``, or embeddings for the backbone)."""
-        rows = range(len(data))
+        """Outputs of ``module`` (or of ``runner``, another backend of it) on ``rows`` (default: all) of ``data``."""
+        rows = range(len(data)) if rows is None else rows
         pieces = predict_batches(
             module,
             self._batches(data, rows),
-            total=len(data),
+            total=len(rows),
             device=device,
             autocast=autocast,
             forward=self._forward(tta),
             channels_last=self.modality == "image",
-            verbose=self._verbose() and len(data) > 256,
+            verbose=self._verbose() and len(rows) > 256,
             what=what,
+            runner=runner,
         )
-        return gather_rows(pieces, len(data))
+        return gather_rows(pieces, len(rows))
 
     def _embed_uncached(self, data: FitData, rows: Sequence[int]) -> np.ndarray:
         """Backbone embeddings of ``rows`` of ``data``, with the backbone as it is now (no cache)."""
-        pieces = predict_batches(
-            self.backbone_.module,
-            self._batches(data, rows),
-            total=len(rows),
-            device=self._device(),
-            forward=self._forward(self._strategy_now().tta),
-            channels_last=self.modality == "image",
-            verbose=self._verbose() and len(rows) > 256,
-            what="embedding",
-        )
-        return gather_rows(pieces, len(rows))
+        module, tta = self.backbone_.module, self._strategy_now().tta
+        runner = self._runner(module, data, rows)
+        return self._outputs(module, data, device=self._device(), tta=tta, what="embedding", runner=runner, rows=rows)
 
     def _embedding_cache(self) -> EmbeddingCache:
         """The embedding store of the current backbone, keyed by its spec, weights and preprocessing; made once."""
@@ -189,6 +184,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         """
         tune_allocator()
         t0 = time.perf_counter()
+        self.__dict__.pop("_runners", None)  # runners of an earlier fit run its weights
         strategy = self._strategy()
         strategy.validate()
         check_settings(self, strategy)
@@ -275,7 +271,14 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet. Call fit(...) or graft.load(...).")
 
     def _predict_outputs(self, data: FitData) -> Any:
-        return self._outputs(self.model_, data, device=self._device(), tta=self.strategy_.tta)
+        runner = self._runner(self.model_, data, range(len(data)))
+        return self._outputs(self.model_, data, device=self._device(), tta=self.strategy_.tta, runner=runner)
+
+    def _runner(self, module: nn.Module, data: FitData, rows: Sequence[int]) -> Any:
+        """The ``backend``'s runner of the frozen ``module`` (``None``: eager PyTorch), made once per module."""
+        from ..inference import runner_for
+
+        return runner_for(self, module, data, rows)
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities ``(N, C)``, columns in ``classes_`` order."""

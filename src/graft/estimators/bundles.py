@@ -115,12 +115,15 @@ def restore(
     return est
 
 
-def load(path: str | Path, *, device: str | None = None, verify: bool = True) -> TransferEstimator:
+def load(
+    path: str | Path, *, device: str | None = None, backend: str | None = None, verify: bool = True
+) -> TransferEstimator:
     """Load a bundle written by ``save`` / ``graft train`` as a fitted estimator.
 
     Args:
         path: the bundle directory.
         device: where to run predictions (default: the saved setting).
+        backend: how the network runs for predictions: ``torch``, ``onnxruntime`` or ``auto`` (default: saved).
         verify: check weight files against the SHA-256 recorded in ``graft.json``.
 
     Example:
@@ -132,4 +135,11 @@ def load(path: str | Path, *, device: str | None = None, verify: bool = True) ->
     path = Path(path)
     m = read_manifest(path)
     cls = estimator_class(str(m.get("task")))
-    return restore(cls, path, m, read_tensors(path, m, verify=verify), device)
+    est = restore(cls, path, m, read_tensors(path, m, verify=verify), device)
+    if backend is not None:
+        from ..inference import BACKENDS
+
+        if backend not in BACKENDS:
+            raise BundleError(f"backend must be one of {', '.join(BACKENDS)}; got '{backend}'.")
+        est.backend = backend
+    return est

@@ -81,6 +81,7 @@ class EmbeddingClassifier(TransferEstimator):
         overwrite: bool = False,
         verbose: bool | None = None,
         log_with: str | None = None,
+        backend: str = "torch",
     ) -> None:
         self.strategy = strategy
         self.standardize = standardize
@@ -99,6 +100,7 @@ class EmbeddingClassifier(TransferEstimator):
         self.overwrite = overwrite
         self.verbose = verbose
         self.log_with = log_with
+        self.backend = backend
 
     # estimator settings the shared code reads
     backbone = "identity"

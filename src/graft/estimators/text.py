@@ -94,6 +94,7 @@ class TextClassifier(TransferEstimator):
         overwrite: bool = False,
         verbose: bool | None = None,
         log_with: str | None = None,
+        backend: str = "torch",
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -123,6 +124,7 @@ class TextClassifier(TransferEstimator):
         self.overwrite = overwrite
         self.verbose = verbose
         self.log_with = log_with
+        self.backend = backend
         self.backbone_config = backbone_config
 
     # ------------------------------------------------------------------ hooks

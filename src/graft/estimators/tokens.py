@@ -121,6 +121,7 @@ class TokenClassifier(TransferEstimator):
         overwrite: bool = False,
         verbose: bool | None = None,
         log_with: str | None = None,
+        backend: str = "torch",
         backbone_config: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -145,6 +146,7 @@ class TokenClassifier(TransferEstimator):
         self.overwrite = overwrite
         self.verbose = verbose
         self.log_with = log_with
+        self.backend = backend
         self.backbone_config = backbone_config
 
     def _make_task(self) -> Task:
@@ -282,6 +284,8 @@ class TokenClassifier(TransferEstimator):
         device: torch.device | None = None,
         tta: bool = False,
         what: str = "predicting",
+        runner: Any = None,
+        rows: Any = None,
     ) -> list[np.ndarray]:
         """Per sentence, an array ``(n_words, dim)`` of ``module``'s output at each word's first sub-token, taken from
         the window that gives the word the most context."""
@@ -295,6 +299,7 @@ class TokenClassifier(TransferEstimator):
             autocast=autocast,
             verbose=self._verbose() and len(windows) > 256,
             what=what,
+            runner=runner,
         )
         for idx, z in pieces:
             for j, wi in enumerate(idx):

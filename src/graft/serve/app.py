@@ -74,7 +74,9 @@ def _decode_image(name: str, data: bytes) -> Any:
     return im
 
 
-def create_app(run: str | Path, *, device: str = "cpu", config: ServeConfig | None = None) -> Any:
+def create_app(
+    run: str | Path, *, device: str = "cpu", config: ServeConfig | None = None, backend: str = "torch"
+) -> Any:
     """A FastAPI app serving the bundle ``run``."""
     from .. import __version__
     from ..commands.predicting import predictions
@@ -87,7 +89,7 @@ def create_app(run: str | Path, *, device: str = "cpu", config: ServeConfig | No
         api_key = os.environ.get(cfg.api_key_env)
         if not api_key:
             raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set or empty.")
-    model = load(run, device=device)
+    model = load(run, device=device, backend=backend)
     modality = "image" if model.modality == "image" else "text"
 
     def run_batch(items: list[Any]) -> list[Any]:

@@ -47,6 +47,7 @@ def predict_batches(
     channels_last: bool = False,
     verbose: bool = False,
     what: str = "predicting",
+    runner: Callable[[Any], torch.Tensor] | None = None,
 ) -> Iterator[tuple[Sequence[int], np.ndarray]]:
     """Run ``module`` over ``batches`` of ``(row indices, inputs)``; yield ``(row indices, float32 outputs)``.
 
@@ -65,6 +66,7 @@ def predict_batches(
         channels_last: NHWC memory format for the module and image inputs (faster convnets on CPU).
         verbose: a progress bar on stderr for long passes.
         what: the progress bar's label.
+        runner: runs the network instead of the module (another backend, e.g. an onnxruntime session).
     """
     from .loop import _progress
 
@@ -81,8 +83,9 @@ def predict_batches(
         with torch.no_grad():
             for idx, inputs in batches:
                 x = to_device(inputs, device)
+                call = runner or module
                 with autocast() if autocast else nullcontext():
-                    out = forward(module, x) if forward else module(x)
+                    out = forward(call, x) if forward else call(x)
                 yield idx, out.float().cpu().numpy()
                 if progress and task is not None:
                     progress.update(task, advance=len(idx))

@@ -1,0 +1,178 @@
+"""Running a frozen network: eager PyTorch, onnxruntime, or ``auto``.
+
+``auto`` exports the network once to ONNX (cached under ``$GRAFT_CACHE_DIR/onnx``, keyed by its weights and input
+layout), times each backend on a probe batch, and keeps the fastest whose outputs agree with eager fp32 (relative
+error at most ``TOLERANCE``); the choice is cached per machine and model in ``$GRAFT_CACHE_DIR/backends.json``, so
+the micro-benchmark runs once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._cache import weights_fingerprint
+from .._utils import atomic_write_json, cache_root
+from ..errors import ConfigError
+
+__all__ = ["BACKENDS", "TOLERANCE", "NamedInputs", "Runner", "make_runner", "runner_for"]
+
+BACKENDS = ("torch", "onnxruntime", "auto")
+#: largest relative error ``|out - eager| / |eager|`` (L2 over a probe batch) a backend may have to be chosen by auto
+TOLERANCE = 1e-4
+
+Runner = Callable[[Any], torch.Tensor]
+
+
+class NamedInputs(nn.Module):
+    """A module that takes a tensor or a dict of tensors, as a function of positional tensors (``names`` order)."""
+
+    def __init__(self, model: nn.Module, names: list[str], as_dict: bool) -> None:
+        super().__init__()
+        self.model, self.names, self.as_dict = model, names, as_dict
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        if self.as_dict:
+            return self.model(dict(zip(self.names, tensors)))
+        return self.model(tensors[0])
+
+
+def _named(inputs: Any) -> tuple[dict[str, torch.Tensor], bool]:
+    if isinstance(inputs, dict):
+        return {k: v.contiguous() for k, v in inputs.items()}, True
+    return {"input": inputs.contiguous()}, False
+
+
+def export_onnx(module: nn.Module, example: Any, path: Path) -> None:
+    """``module`` (eval mode, CPU) as ONNX with dynamic batch and, for dict inputs, sequence axes."""
+    named, as_dict = _named(example)
+    wrapper = NamedInputs(module, list(named), as_dict).eval()
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=4096)
+    shapes = tuple({0: batch, 1: seq} if as_dict and v.dim() == 2 else {0: batch} for v in named.values())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
+        program = torch.onnx.export(
+            wrapper,
+            tuple(named.values()),
+            dynamo=True,
+            input_names=list(named),
+            output_names=["output"],
+            dynamic_shapes={"tensors": shapes},
+        )
+    program.save(str(tmp))
+    tmp.replace(path)
+
+
+def _onnx_runner(path: Path) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    wanted = [i.name for i in session.get_inputs()]
+
+    def run(inputs: Any) -> torch.Tensor:
+        named, _ = _named(inputs)
+        return torch.from_numpy(session.run(None, {k: named[k].cpu().numpy() for k in wanted})[0])
+
+    return run
+
+
+def _model_key(module: nn.Module, example: Any) -> str:
+    named, _ = _named(example)
+    layout = [(k, v.dim(), str(v.dtype)) for k, v in named.items()]
+    return hashlib.blake2b(f"{weights_fingerprint(module)}{layout}".encode(), digest_size=16).hexdigest()
+
+
+def _machine() -> str:
+    return f"{platform.machine()}-{platform.processor() or 'cpu'}-{os.cpu_count()}cpu-{torch.get_num_threads()}t"
+
+
+def _rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12))
+
+
+def make_runner(
+    module: nn.Module, backend: str, example: Any, *, device: torch.device | None = None
+) -> tuple[str, Runner | None]:
+    """``(backend used, runner)``; the runner is ``None`` for eager PyTorch (the caller's module runs as it is).
+
+    Args:
+        module: the frozen network, in eval mode.
+        backend: ``torch``, ``onnxruntime`` or ``auto``.
+        example: one batch of inputs (a tensor or a dict of tensors), for the export and the micro-benchmark.
+        device: where the module runs; onnxruntime is used on the CPU only (``auto`` keeps PyTorch elsewhere).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got '{backend}'.")
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    if backend == "torch" or (backend == "auto" and not on_cpu):
+        return "torch", None
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        if backend == "onnxruntime":
+            raise ConfigError("backend 'onnxruntime' needs: pip install onnxruntime onnxscript onnx.") from None
+        return "torch", None
+    key = _model_key(module, example)
+    path = cache_root() / "onnx" / f"{key}.onnx"
+    if not path.exists():
+        export_onnx(module.cpu().eval(), example, path)
+    runner = _onnx_runner(path)
+    if backend == "onnxruntime":
+        return "onnxruntime", runner
+    return _choose(module, runner, example, key)
+
+
+def runner_for(est: Any, module: nn.Module, data: Any, rows: Any) -> Runner | None:
+    """The runner of ``est.backend`` for the frozen ``module`` of a fitted estimator, made once per module (the
+    first batch of ``rows`` of ``data`` is the example); sets ``est.backend_used_``."""
+    if est.backend == "torch" or len(rows) == 0:
+        est.backend_used_ = "torch"
+        return None
+    runners = est.__dict__.setdefault("_runners", {})
+    if id(module) not in runners:
+        _, example = next(iter(est._batches(data, list(rows)[:8])))
+        module.eval()
+        runners[id(module)] = make_runner(module, est.backend, example, device=est._device())
+    est.backend_used_ = runners[id(module)][0]
+    return runners[id(module)][1]  # type: ignore[no-any-return]
+
+
+def _choose(module: nn.Module, runner: Runner, example: Any, key: str) -> tuple[str, Runner | None]:
+    """The faster of eager PyTorch and onnxruntime on ``example``, if onnxruntime agrees; cached per machine."""
+    store = cache_root() / "backends.json"
+    decisions: dict[str, Any] = {}
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        decisions = json.loads(store.read_text())
+    entry = decisions.get(f"{_machine()}/{key}")
+    if entry is None:
+        with torch.no_grad():
+            eager = module(example).float()
+            error = _rel_error(runner(example), eager)
+            times = {}
+            for name, fn in (("torch", lambda: module(example)), ("onnxruntime", lambda: runner(example))):
+                fn()  # warm-up
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    fn()
+                times[name] = (time.perf_counter() - t0) / 3
+        ok = error <= TOLERANCE
+        pick = "onnxruntime" if ok and times["onnxruntime"] < times["torch"] else "torch"
+        entry = {"backend": pick, "seconds_per_batch": times, "onnx_rel_error": error}
+        decisions[f"{_machine()}/{key}"] = entry
+        atomic_write_json(store, decisions)
+    return entry["backend"], (runner if entry["backend"] == "onnxruntime" else None)
