@@ -76,8 +76,9 @@ async def _load(url: str, image: bytes, clients: int, seconds: float) -> tuple[l
     return latencies, errors, time.perf_counter() - t_start
 
 
-def _serve(run: Path, port: int, batching: bool) -> subprocess.Popen:
+def _serve(run: Path, port: int, batching: bool, backend: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "graft", "serve", str(run), "--port", str(port), "--host", "127.0.0.1"]
+    cmd += ["--backend", backend]
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -124,6 +125,7 @@ def main() -> int:
     ap.add_argument("--run", default=None)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--backend", default="torch", help="torch, onnxruntime or auto")
     args = ap.parse_args()
     os.environ.setdefault("GRAFT_CACHE_DIR", tempfile.mkdtemp(prefix="graft-load-"))
     root = Path(tempfile.mkdtemp(prefix="graft-load-run-"))
@@ -135,7 +137,7 @@ def main() -> int:
     rows = []
     for batching in (True, False):
         port = _free_port()
-        proc = _serve(run, port, batching)
+        proc = _serve(run, port, batching, args.backend)
         try:
             url = f"http://127.0.0.1:{port}/"
             single, _, _ = asyncio.run(_load(url, image, 1, min(10.0, args.seconds)))
@@ -145,7 +147,7 @@ def main() -> int:
             proc.wait(timeout=30)
         q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
         rows.append((batching, len(lat) / wall, 1000 * q[49], 1000 * q[98], errors, 1000 * statistics.median(single)))
-    print(f"\n{args.clients} concurrent clients for {args.seconds:.0f} s each, one image per request, 127.0.0.1")
+    print(f"\n{args.clients} clients for {args.seconds:.0f} s each, one image per request, backend {args.backend}")
     print(f"{'micro-batching':16s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'1 client p50':>13s}")
     for batching, rps, p50, p99, errors, single in rows:
         print(f"{'on' if batching else 'off':16s} {rps:8.1f} {p50:8.1f} {p99:8.1f} {errors:7d} {single:12.1f}")
