@@ -57,3 +57,25 @@ def test_killed_prediction_resumes_without_redoing_rows(run_and_images: tuple[Pa
     frame = pd.read_csv(out)
     assert len(frame) == 400 and frame["input"].is_unique, len(frame)
     assert not partial.exists()
+
+
+@pytest.mark.slow
+def test_two_processes_split_the_inputs_and_write_the_one_process_file(
+    run_and_images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, folder = run_and_images
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "WORLD_SIZE", "RANK", "LOCAL_"))}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    single = subprocess.run(_command(run, folder, one), env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "graft"]
+    cmd = launch + _command(run, folder, two)[3:]
+    double = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    a, b = pd.read_csv(one), pd.read_csv(two)
+    assert list(a["input"]) == list(b["input"]) and len(a) == 400
+    assert list(a["label"]) == list(b["label"])
+    np.testing.assert_allclose(a["probability"], b["probability"], atol=1e-5)
+    assert not list(tmp_path.glob("two.csv.partial*")), "the main process merged and removed the partial files"

@@ -430,11 +430,13 @@ def _predict_to_file(model: Any, groups: Any, output: Path, top_k: int, as_json:
             chunk_size=batch_size,
             on_progress=lambda done, total, _: bar.update(task, completed=done, total=total),
         )
+    if "rows" not in summary:  # another process of accelerate launch: the main one reports
+        return
     if as_json:
         _print_json(summary)
         return
     for row in summary["skipped"][:20]:
-        err.print(f"[yellow]skipped[/] {row['input']}: {row['reason']}", highlight=False)
+        err.print(f"[yellow]skipped[/] {row['input']}: {row['skipped']}", highlight=False)
     reused = f", {summary['reused']} from the interrupted run" if summary["reused"] else ""
     out.print(
         f"{summary['rows']} predictions{reused} -> {output}; {len(summary['skipped'])} unreadable", highlight=False

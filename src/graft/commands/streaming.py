@@ -22,10 +22,11 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[s : s + size]
 
 
-def _done_rows(partial: Path) -> dict[str, dict[str, Any]]:
-    """Rows already written by an earlier, interrupted run (a half-written last line is ignored)."""
+def _done_rows(partials: list[Path]) -> dict[str, dict[str, Any]]:
+    """Rows already written by an earlier, interrupted run, or by the other processes (a half-written last line is
+    ignored); unreadable inputs are rows with a ``skipped`` reason."""
     done: dict[str, dict[str, Any]] = {}
-    if partial.exists():
+    for partial in partials:
         for line in partial.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
@@ -46,33 +47,48 @@ def stream_predictions(
 ) -> dict[str, Any]:
     """Predict ``groups`` (from :func:`~graft.commands.predicting.discover_inputs`) chunk by chunk into ``output``.
 
-    Returns a summary: rows written, rows reused from an earlier run, inputs skipped as unreadable (with reasons).
-    ``on_progress(done, total, skipped)`` is called after each chunk.
+    Under ``accelerate launch`` each process takes every n-th input and writes its own ``FILE.partial.<rank>.jsonl``;
+    the main process merges them. Returns a summary: rows written, rows reused from an earlier run, inputs skipped as
+    unreadable (with reasons). ``on_progress(done, total, skipped)`` is called after each chunk.
     """
-    partial = output.with_name(output.name + ".partial.jsonl")
-    done = _done_rows(partial)
-    reused = len(done)
-    total = sum(len(shown) for _, shown in groups)
-    skipped: list[dict[str, str]] = []
+    from ..estimators._fitting import process_state
+
+    state = process_state(model.device)
+    rank, world = int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    partial = output.with_name(output.name + (".partial.jsonl" if world == 1 else f".partial.{rank}.jsonl"))
     output.parent.mkdir(parents=True, exist_ok=True)
+    done = _done_rows(sorted(output.parent.glob(output.name + ".partial*.jsonl")))
+    reused = sum("skipped" not in r for r in done.values())
+    total = sum(len(shown) for _, shown in groups)
+    position = 0
     with open(partial, "a", encoding="utf-8") as sink:
         for data, shown in groups:
-            todo = [i for i, name in enumerate(shown) if name not in done]
-            for rows in _chunks(todo, chunk_size):
+            mine = [i for i, name in enumerate(shown) if name not in done and (position + i) % world == rank]
+            position += len(shown)
+            for rows in _chunks(mine, chunk_size):
+                skipped: list[dict[str, str]] = []
                 batch, names = _select(model, data, shown, rows, skipped)
                 fresh = predictions(model, [(batch, names)], top_k) if names else []
-                for row in fresh:
+                for row in fresh + skipped:
                     sink.write(json.dumps(row, default=str) + "\n")
                     done[str(row["input"])] = row
                 sink.flush()
                 os.fsync(sink.fileno())
                 if on_progress is not None:
-                    on_progress(len(done) + len(skipped), total, len(skipped))
-    order = [name for _, shown in groups for name in shown]
-    results = [done[name] for name in order if name in done]
-    write_predictions(output, results)
-    partial.unlink(missing_ok=True)
-    return {"output": str(output), "rows": len(results), "reused": reused, "skipped": skipped}
+                    on_progress(len(done), total, sum("skipped" in r for r in done.values()))
+    state.wait_for_everyone()
+    summary: dict[str, Any] = {"output": str(output), "reused": reused}
+    if state.is_main_process:
+        partials = sorted(output.parent.glob(output.name + ".partial*.jsonl"))
+        done = _done_rows(partials)
+        order = [name for _, shown in groups for name in shown]
+        results = [done[n] for n in order if n in done and "skipped" not in done[n]]
+        write_predictions(output, results)
+        for p in partials:
+            p.unlink(missing_ok=True)
+        summary.update(rows=len(results), skipped=[r for r in done.values() if "skipped" in r])
+    state.wait_for_everyone()
+    return summary
 
 
 def _select(
@@ -90,7 +106,7 @@ def _select(
         images = load_images(paths, short_side=model._preprocessing().resize_size, skip_invalid=True)
     except DataError as e:  # not one readable image in this chunk
         listed = {line[4:].partition(": ")[0]: line[4:].partition(": ")[2] for line in str(e).splitlines()[1:]}
-        skipped += [{"input": p, "reason": listed.get(str(p), "not a readable image")} for p in paths]
+        skipped += [{"input": p, "skipped": listed.get(str(p), "not a readable image")} for p in paths]
         return [], []
-    skipped += [{"input": src, "reason": reason} for src, reason in images.skipped]
+    skipped += [{"input": src, "skipped": reason} for src, reason in images.skipped]
     return list(images.images), list(images.sources)
