@@ -28,13 +28,18 @@ __all__ = ["FORMATS", "export_model", "parity", "sidecar", "describe_parity"]
 FORMATS = ("onnx", "torchscript")
 
 
+def _named(est: Any, inputs: Any) -> tuple[dict[str, torch.Tensor], bool]:
+    """A batch as named, contiguous tensors (``pixel_values`` / ``features`` for single-tensor models), and whether
+    the model takes a dict."""
+    if isinstance(inputs, dict):
+        return {k: v.contiguous() for k, v in inputs.items()}, True
+    return {"pixel_values" if est.modality == "image" else "features": inputs.contiguous()}, False
+
+
 def _example(est: Any, data: Any, n: int) -> tuple[dict[str, torch.Tensor], bool]:
     """Model inputs for the first ``n`` rows of ``data`` (one batch), and whether the model takes a dict."""
     _, inputs = next(iter(est._batches(data, list(range(min(n, len(data)))))))
-    if isinstance(inputs, dict):
-        return {k: v for k, v in inputs.items()}, True
-    name = "pixel_values" if est.modality == "image" else "features"
-    return {name: inputs.contiguous()}, False
+    return _named(est, inputs)
 
 
 def sidecar(est: Any, names: list[str], fmt: str, path: Path) -> dict[str, Any]:
@@ -106,10 +111,7 @@ def parity(est: Any, fmt: str, path: Path, data: Any, *, batch_size: int = 16) -
     model = est.model_.eval().to("cpu")
     worst, agree, total = 0.0, 0, 0
     for _, inputs in est._batches(data, list(range(len(data))), batch_size):
-        named = (
-            inputs if isinstance(inputs, dict) else {"pixel_values" if est.modality == "image" else "features": inputs}
-        )
-        named = {k: v.contiguous() for k, v in named.items()}
+        named, _ = _named(est, inputs)
         with torch.no_grad():
             ref = model(named if isinstance(inputs, dict) else inputs).float().numpy()
         got = _run_exported(fmt, path, named)

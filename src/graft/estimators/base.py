@@ -248,10 +248,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         self.val_metrics_ = None
         if val_data is not None:
             if strategy.frozen_backbone:  # the head's inputs are the cached embeddings
-                f_val, _, lengths = ctx.features("val")
-                with torch.no_grad():
-                    logits, _ = split_rows(head.eval()(f_val).float(), None, lengths)
-                logits = logits.numpy() if isinstance(logits, torch.Tensor) else logits
+                logits = self._head_outputs(*ctx.features("val"))
             else:
                 logits = self._predict_outputs(val_data)
             task.calibrate(logits, val_data.y)
@@ -303,15 +300,18 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         data.y = self.task_.encode(labels, self.classes_, where="evaluation data")
         self.evaluated_split_ = data.split
         if self.cache and self.strategy_.frozen_backbone and not self.strategy_.tta:
-            f, _, lengths = self._head_features(data)
-            head = self.model_.head.eval()
-            device = next((p.device for p in head.parameters()), torch.device("cpu"))
-            with torch.inference_mode():
-                logits, _ = split_rows(head(f.to(device)).float().cpu(), None, lengths)
-            outputs = logits.numpy() if isinstance(logits, torch.Tensor) else logits
+            outputs = self._head_outputs(*self._head_features(data))
         else:
             outputs = self._predict_outputs(data)
         return self.task_.metrics(outputs, data.y, self.classes_)
+
+    def _head_outputs(self, features: torch.Tensor, y: Any, lengths: list[int] | None) -> Any:
+        """The head's logits on frozen-backbone features (per example again for sequence tasks)."""
+        head = self.model_.head.eval()
+        device = next((p.device for p in head.parameters()), torch.device("cpu"))
+        with torch.inference_mode():
+            logits, _ = split_rows(head(features.to(device)).float().cpu(), None, lengths)
+        return logits.numpy() if isinstance(logits, torch.Tensor) else logits
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.special import expit, softmax
 
-__all__ = ["Task", "Criterion", "label_key", "softmax_rows", "sigmoid"]
+__all__ = ["Task", "Criterion", "label_key", "softmax_rows", "sigmoid", "random_split"]
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -33,6 +33,13 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Element-wise logistic function."""
     return expit(np.asarray(logits, dtype=np.float64)).astype(np.float32)
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded, unstratified ``(train, validation)`` split of ``n`` rows; validation gets at least one row."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(fraction * n)))
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
 class Task:

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import DataError
-from .base import Criterion, Task, sigmoid
+from .base import Criterion, Task, random_split, sigmoid
 
 __all__ = ["MultiLabel"]
 
@@ -55,9 +55,7 @@ class MultiLabel(Task):
     def split(
         self, labels: Sequence[Any], fraction: float, seed: int, *, noun: str = "examples"
     ) -> tuple[list[int], list[int]]:
-        order = np.random.default_rng(seed).permutation(len(labels))
-        n_val = max(1, int(round(fraction * len(labels))))
-        return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+        return random_split(len(labels), fraction, seed)
 
     def criterion(self, label_smoothing: float = 0.0) -> Criterion:
         return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), y.float())

@@ -12,7 +12,7 @@ from scipy.special import log_softmax
 from torch.nn import functional as F
 
 from ..errors import DataError
-from .base import Criterion, Task, softmax_rows
+from .base import Criterion, Task, random_split, softmax_rows
 from .token_classification import IGNORE, entity_metrics, iob2_constraints, viterbi_iob2
 
 __all__ = ["TokenTagging", "token_loss"]
@@ -67,11 +67,10 @@ class TokenTagging(Task):
     def split(
         self, labels: Sequence[Any], fraction: float, seed: int, *, noun: str = "sentences"
     ) -> tuple[list[int], list[int]]:
-        order = np.random.default_rng(seed).permutation(len(labels))
-        n_val = max(1, int(round(fraction * len(labels))))
-        if n_val >= len(labels):
+        train, val = random_split(len(labels), fraction, seed)
+        if not train:
             raise DataError("too few sentences to hold out a validation split; pass val= or more data.")
-        return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+        return train, val
 
     def criterion(self, label_smoothing: float = 0.0) -> Criterion:
         return lambda logits, y: token_loss(logits, y, label_smoothing)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["predict_batches", "to_device", "gather_rows"]
+__all__ = ["predict_batches", "to_device", "device_of", "gather_rows"]
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -28,7 +28,8 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (or buffer); the CPU for a module without tensors."""
     for t in module.parameters():
         return t.device
     for t in module.buffers():
@@ -70,7 +71,7 @@ def predict_batches(
     """
     from .loop import _progress
 
-    device = device or _device_of(module)
+    device = device or device_of(module)
     was_training = module.training
     module.eval().to(device)
     if channels_last:

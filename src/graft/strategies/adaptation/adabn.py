@@ -7,7 +7,7 @@ For Practical Domain Adaptation", ICLR 2017 workshop, arXiv:1603.04779, 2016).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...errors import ConfigError
+from ...training.predict import device_of, to_device
 from ..base import register_strategy
 from .base import AdaptationStrategy
 
@@ -25,22 +26,6 @@ def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
     """Every BatchNorm layer of ``model`` that keeps running statistics (``BatchNorm1d/2d/3d``, ``SyncBatchNorm``
     and subclasses such as timm's ``BatchNormAct2d``)."""
     return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 def adapt_batchnorm(
@@ -78,7 +63,7 @@ def adapt_batchnorm(
         )
     if momentum is not None and not 0.0 < momentum <= 1.0:
         raise ConfigError(f"adapt_batchnorm momentum must be None or in (0, 1]; got {momentum}.")
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else device_of(model)
     modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in layers}
     n_batches = 0
@@ -93,7 +78,7 @@ def adapt_batchnorm(
                 if n_batches == 0:
                     for m in layers:
                         m.reset_running_stats()
-                model(_to_device(inputs, dev))
+                model(to_device(inputs, dev))
                 n_batches += 1
     finally:
         for m, mode in modes.items():
