@@ -4,6 +4,7 @@ naming the problem for every malformed request, after which the server keeps ser
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,15 @@ def test_a_failing_batch_answers_its_requests_with_the_error() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_a_lone_request_does_not_wait_for_others() -> None:
+    async def main() -> float:
+        batcher = MicroBatcher(lambda items: items, max_batch=8, max_wait=2.0)
+        t0 = time.perf_counter()
+        for i in range(3):  # one client, one request after the other
+            assert await batcher.submit([i]) == [i]
+        await batcher.close()
+        return time.perf_counter() - t0
+
+    assert asyncio.run(main()) < 1.0  # the 2 s wait applies only once several requests share passes

@@ -21,7 +21,7 @@ import torch
 
 from ._utils import atomic_write_json
 from .errors import ConfigError
-from .inference.backends import NamedInputs
+from .inference.backends import NamedInputs, export_example
 
 __all__ = ["FORMATS", "export_model", "parity", "sidecar", "describe_parity"]
 
@@ -39,7 +39,8 @@ def _named(est: Any, inputs: Any) -> tuple[dict[str, torch.Tensor], bool]:
 def _example(est: Any, data: Any, n: int) -> tuple[dict[str, torch.Tensor], bool]:
     """Model inputs for the first ``n`` rows of ``data`` (one batch), and whether the model takes a dict."""
     _, inputs = next(iter(est._batches(data, list(range(min(n, len(data)))))))
-    return _named(est, inputs)
+    named, as_dict = _named(est, inputs)
+    return export_example(named), as_dict
 
 
 def sidecar(est: Any, names: list[str], fmt: str, path: Path) -> dict[str, Any]:

@@ -45,10 +45,13 @@ def center_crop_batch(images: list[np.ndarray], pre: Preprocessing, flip: bool =
         if crop.shape[0] != s or crop.shape[1] != s:  # images smaller than the crop (only with odd preprocessing)
             crop = np.asarray(Image.fromarray(crop).resize((s, s), Image.BICUBIC))
         crops.append(crop[:, ::-1] if flip else crop)
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(crops))).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+    # normalised in NHWC order with numpy (the same float32 operations as on the NCHW tensor, several times faster
+    # for one image); the NCHW view of the NHWC array is already channels-last
+    x = np.stack(crops).astype(np.float32)
+    x /= np.float32(255.0)
+    x -= np.asarray(pre.mean, np.float32)
+    x /= np.asarray(pre.std, np.float32)
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
 
 
 class _AugmentedImages(Dataset):

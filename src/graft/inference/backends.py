@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,7 @@ from .._cache import weights_fingerprint
 from .._utils import atomic_write_json, cache_root
 from ..errors import ConfigError
 
-__all__ = ["BACKENDS", "TOLERANCE", "NamedInputs", "Runner", "make_runner", "runner_for"]
+__all__ = ["BACKENDS", "TOLERANCE", "NamedInputs", "Runner", "export_example", "make_runner", "runner_for"]
 
 BACKENDS = ("torch", "onnxruntime", "auto")
 #: largest relative error ``|out - eager| / |eager|`` (L2 over a probe batch) a backend may have to be chosen by auto
@@ -54,9 +55,18 @@ def _named(inputs: Any) -> tuple[dict[str, torch.Tensor], bool]:
     return {"input": inputs.contiguous()}, False
 
 
+def export_example(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``named`` with at least two rows: the exporter fixes an axis of size 1 to a constant, so a one-row example
+    would give a model that only takes batches of one."""
+    if all(v.shape[0] > 1 for v in named.values()):
+        return named
+    return {k: torch.cat([v, v]).contiguous() if v.shape[0] == 1 else v for k, v in named.items()}
+
+
 def export_onnx(module: nn.Module, example: Any, path: Path) -> None:
     """``module`` (eval mode, CPU) as ONNX with dynamic batch and, for dict inputs, sequence axes."""
     named, as_dict = _named(example)
+    named = export_example(named)
     wrapper = NamedInputs(module, list(named), as_dict).eval()
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=4096)
     shapes = tuple({0: batch, 1: seq} if as_dict and v.dim() == 2 else {0: batch} for v in named.values())
@@ -84,8 +94,10 @@ def _onnx_runner(path: Path) -> Runner:
     wanted = [i.name for i in session.get_inputs()]
 
     def run(inputs: Any) -> torch.Tensor:
-        named, _ = _named(inputs)
-        return torch.from_numpy(session.run(None, {k: named[k].cpu().numpy() for k in wanted})[0])
+        named = inputs if isinstance(inputs, dict) else {"input": inputs}
+        # numpy makes the (NCHW) copy of a channels-last batch on this thread, without waking torch's pool
+        feed = {k: np.ascontiguousarray(named[k].cpu().numpy()) for k in wanted}
+        return torch.from_numpy(session.run(None, feed)[0])
 
     return run
 

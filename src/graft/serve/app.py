@@ -8,6 +8,7 @@ but ``/health`` and ``/`` needs the header ``X-API-Key`` (or ``Authorization: Be
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hmac
 import io
@@ -61,6 +62,38 @@ class _Reject(Exception):
         self.status, self.message = status, message
 
 
+class _Guard:
+    """Body-size limit (by ``Content-Length``) and API key, as plain ASGI middleware (cheaper per request than
+    Starlette's ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: Any, *, limit: int, limit_mb: float, api_key: str | None) -> None:
+        self.app, self.limit, self.limit_mb, self.api_key = app, limit, limit_mb, api_key
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        length = headers.get("content-length")
+        refusal: JSONResponse | None = None
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            refusal = JSONResponse({"error": f"request body over the {self.limit_mb:g} MB limit."}, status_code=413)
+        elif self.api_key is not None and scope.get("path") not in ("/", "/health"):
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                refusal = JSONResponse({"error": "missing or wrong API key (header X-API-Key)."}, status_code=401)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _blank_image() -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64), (128, 128, 128))
+
+
 def _decode_image(name: str, data: bytes) -> Any:
     from PIL import Image, UnidentifiedImageError
 
@@ -89,16 +122,20 @@ def create_app(
         api_key = os.environ.get(cfg.api_key_env)
         if not api_key:
             raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set or empty.")
-    model = load(run, device=device, backend=backend)
+    # the model is loaded, warmed up and run in one worker thread (see MicroBatcher)
+    worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="graft-model")
+    model = worker.submit(load, run, device=device, backend=backend).result()
     modality = "image" if model.modality == "image" else "text"
 
     def run_batch(items: list[Any]) -> list[Any]:
         shown = items if modality == "text" else [f"input {i}" for i in range(len(items))]
         return predictions(model, [(items, shown)], top_k=len(model.classes_))
 
+    # one pass before the first request: builds the inference backend (an ONNX export for onnxruntime) and warms it
+    worker.submit(run_batch, ["warm-up"] if modality == "text" else [_blank_image()]).result()
     # without batching every request is one pass of its own (a batch "limit" of 1 never lets another join it)
     batcher = MicroBatcher(
-        run_batch, cfg.max_batch if cfg.batching else 1, cfg.max_wait_ms / 1000 if cfg.batching else 0
+        run_batch, cfg.max_batch if cfg.batching else 1, cfg.max_wait_ms / 1000 if cfg.batching else 0, worker
     )
 
     @contextlib.asynccontextmanager
@@ -135,17 +172,7 @@ def create_app(
     async def _graft_error(request: Request, exc: GraftError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Any) -> Any:
-        limit = int(cfg.max_body_mb * 1024 * 1024)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse({"error": f"request body over the {cfg.max_body_mb:g} MB limit."}, status_code=413)
-        if api_key is not None and request.url.path not in ("/", "/health"):
-            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
-                return JSONResponse({"error": "missing or wrong API key (header X-API-Key)."}, status_code=401)
-        return await call_next(request)
+    app.add_middleware(_Guard, limit=int(cfg.max_body_mb * 1024 * 1024), limit_mb=cfg.max_body_mb, api_key=api_key)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -160,7 +187,7 @@ def create_app(
         return resources.files("graft.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     @app.post("/predict")
-    async def predict(request: Request, top_k: int | None = None) -> dict[str, Any]:
+    async def predict(request: Request, top_k: int | None = None) -> JSONResponse:
         items = await _read_inputs(request, modality, cfg)
         results = await batcher.submit(items)
         k = max(1, top_k or cfg.top_k)
@@ -168,7 +195,7 @@ def create_app(
             r.pop("input", None)
             if "top_k" in r:
                 r["top_k"] = r["top_k"][:k]
-        return {"predictions": results}
+        return JSONResponse({"predictions": results})  # plain JSON values: no response-model encoding pass
 
     return app
 

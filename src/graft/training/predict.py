@@ -37,6 +37,19 @@ def device_of(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _prepare(module: nn.Module, device: torch.device, channels_last: bool) -> None:
+    """Eval mode, on ``device``, NHWC weights when asked; each step only when needed (a walk over every tensor of a
+    large network costs milliseconds, which a single-image request notices)."""
+    if any(m.training for m in module.modules()):
+        module.eval()
+    if device_of(module) != device or any(t.device != device for t in module.buffers()):
+        module.to(device)
+    if channels_last and not all(
+        p.is_contiguous(memory_format=torch.channels_last) for p in module.parameters() if p.dim() == 4
+    ):
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
 def predict_batches(
     module: nn.Module,
     batches: Iterable[tuple[Sequence[int], Any]],
@@ -73,9 +86,8 @@ def predict_batches(
 
     device = device or device_of(module)
     was_training = module.training
-    module.eval().to(device)
-    if channels_last:
-        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if runner is None:  # another backend runs the network: the module is not touched
+        _prepare(module, device, channels_last)
     progress = _progress(verbose)
     task = progress.add_task(what, total=total, loss="") if progress else None
     try:
@@ -93,7 +105,8 @@ def predict_batches(
     finally:
         if progress:
             progress.stop()
-        module.train(was_training)
+        if runner is None and any(m.training != was_training for m in module.modules()):
+            module.train(was_training)
 
 
 def gather_rows(pieces: Iterable[tuple[Sequence[int], np.ndarray]], n: int) -> np.ndarray:
