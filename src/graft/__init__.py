@@ -22,6 +22,7 @@ __all__ = [
     "EmbeddingClassifier",
     "GraftError",
     "ImageClassifier",
+    "TabularClassifier",
     "TextClassifier",
     "TokenClassifier",
     "__version__",
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .estimators.bundles import load
     from .estimators.embedding import EmbeddingClassifier
     from .estimators.image import ImageClassifier
+    from .estimators.tabular import TabularClassifier
     from .estimators.text import TextClassifier
     from .estimators.tokens import TokenClassifier
 
@@ -42,6 +44,7 @@ _LAZY = {
     "EmbeddingClassifier": ("estimators.embedding", "EmbeddingClassifier"),
     "TokenClassifier": ("estimators.tokens", "TokenClassifier"),
     "ImageClassifier": ("estimators.image", "ImageClassifier"),
+    "TabularClassifier": ("estimators.tabular", "TabularClassifier"),
     "load": ("estimators.bundles", "load"),
     "strategies": ("strategies", None),
 }

@@ -12,10 +12,10 @@ import typer
 from rich.table import Table
 
 from ._cli_common import _fail, _print_json, err, out
+from .cli_adaptation import register as _register_adaptation
 from .cli_deploy import register as _register_deploy
-from .commands.adaptation import ADAPTATION_METHODS, COMPARE_COLUMNS
 from .commands.training import make_estimator, parse_set, resolve_task
-from .errors import GraftError
+from .errors import ConfigError, GraftError
 
 app = typer.Typer(
     name="graft",
@@ -145,6 +145,11 @@ def train(
     log_with: str | None = typer.Option(
         None, "--log-with", help="Also log every epoch to a tracker: tensorboard (then tensorboard --logdir RUN/logs)."
     ),
+    cost: str | None = typer.Option(
+        None, help="Tables, two classes: FP,FN costs; the threshold minimises expected cost (credit: --cost 1,5)."
+    ),
+    class_weight: str | None = typer.Option(None, help="Tables: 'balanced' weighs the loss by class frequency."),
+    calibration: str | None = typer.Option(None, help="Tables, two classes: platt or isotonic, fitted on validation."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the training summary as JSON."),
 ) -> None:
     """Train a model on DATA and write the run (bundle, metrics.jsonl, plots) to -o RUN.
@@ -182,6 +187,12 @@ def train(
                 label_column=label_column,
                 multi_label=multi_label,
                 label_sep=label_sep,
+            ),
+            tabular=dict(
+                label_column=label_column,
+                cost=_pair(cost, "--cost"),
+                class_weight=class_weight,
+                calibration=calibration,
             ),
             **common,
         )
@@ -223,107 +234,18 @@ def train(
     if clf.data_.get("columns"):
         read = ", ".join(f"{role} from column '{name}'" for role, name in clf.data_["columns"].items())
         out.print(f"read {read} (choose others with --text-column, --text-pair-column, --label-column)")
-    what = "IMAGE" if clf.modality == "image" else '--text "..."'
+    what = {"image": "IMAGE", "tabular": "TABLE"}.get(clf.modality, '--text "..."')
     out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} {what})")
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-@app.command("compare-adaptation")
-def compare_adaptation(
-    source: Path = typer.Argument(..., help="Labelled source data (as for `graft train`)."),
-    target: Path = typer.Option(..., "--target", help="Unlabelled data of the domain to adapt to."),
-    target_test: Path | None = typer.Option(
-        None, "--target-test", help="Labelled target data to measure the target accuracy of each method."
-    ),
-    methods: str = typer.Option(
-        ",".join(ADAPTATION_METHODS), "--methods", help="Comma-separated domain-adaptation strategies to compare."
-    ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Backbone (see `graft models`); default efficientnet_lite0 / minilm."
-    ),
-    task: str = typer.Option("auto", help="auto, image-classification or text-classification."),
-    val: Path | None = typer.Option(None, "--val", help="Source validation folder/CSV (default: a 20% split)."),
-    epochs: int | None = typer.Option(None, help="Epochs of every method (default: each strategy's)."),
-    deep: bool = typer.Option(
-        False, "--deep", metavar="", help="Train the backbone with each method too (AdaBN excepted)."
-    ),
-    image_size: int | None = typer.Option(None, help="Image input size instead of the backbone's (e.g. 288)."),
-    max_length: int = typer.Option(128, help="Longest text in tokens (longer is truncated)."),
-    batch_size: int = typer.Option(32, help="Examples per step."),
-    seed: int = typer.Option(0, help="Random seed (the same for every method)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
-    weights: Path | None = typer.Option(None, help="Local backbone checkpoint (.safetensors or .pth)."),
-    runs: Path | None = typer.Option(
-        None, "--runs", help="Also keep each method's run (bundle, metrics, domain_features.png) in RUNS/METHOD."
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", metavar="", help="Replace existing run directories under --runs."
-    ),
-    output: Path | None = typer.Option(None, "--output", help="Also write the table to a .csv or .json file."),
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the rows as one JSON list."),
-) -> None:
-    """Train every domain-adaptation method on SOURCE with the same --target and compare them: target accuracy
-    (with --target-test), A-distance before/after, the unsupervised selection signal at the best epoch.
-
-    The frozen embeddings are computed once (the first method) and read from the embedding cache by the others.
-
-    Example: graft compare-adaptation source/ --target target_unlabelled/ --target-test target_test/
-    --methods source-only,dann,coral
-    """
-    from .commands.adaptation import compare_adaptation as compare
-    from .commands.adaptation import parse_methods
-
-    def done(row: dict[str, Any]) -> None:
-        if not as_json:
-            err.print(f"{row['method']}: done in {row['fit_seconds']:.1f}s", highlight=False)
-
+def _pair(value: str | None, flag: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
     try:
-        rows = compare(
-            source,
-            target,
-            methods=parse_methods(methods),
-            task=resolve_task(source, task),
-            target_test=target_test,
-            model=model,
-            val=val,
-            deep=deep,
-            runs=runs,
-            output=output,
-            image=dict(image_size=image_size),
-            text=dict(max_length=max_length),
-            on_done=done,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            weights=None if weights is None else str(weights),
-            overwrite=overwrite,
-            verbose=False,
-        )
-    except GraftError as e:
-        _fail(e)
-    if as_json:
-        _print_json(rows)
-        return
-    table = Table(title=f"Domain adaptation: {source} -> {target}")
-    columns = [c for c in COMPARE_COLUMNS if c[0] != "target_accuracy" or target_test is not None]
-    for _, header, _ in columns:
-        table.add_column(header, justify="left" if header == "method" else "right")
-    for r in rows:
-        table.add_row(*(_cell(r[key], fmt) for key, _, fmt in columns))
-    out.print(table)
-    scored = [r for r in rows if r["val_iwcv_loss"] is not None]
-    if scored:
-        pick = min(scored, key=lambda r: r["val_iwcv_loss"])
-        out.print(
-            f"lowest importance-weighted validation loss (the pick without target labels): [bold]{pick['method']}[/]",
-            highlight=False,
-        )
-    if output is not None:
-        out.print(f"table: {output}")
+        a, b = (float(v) for v in value.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag} takes two numbers, e.g. {flag} 1,5; got '{value}'.") from None
+    return a, b
 
 
 @app.command()
@@ -462,6 +384,7 @@ def demo(
         _fail(e)
 
 
+_register_adaptation(app)
 _register_deploy(app)
 
 

@@ -100,6 +100,8 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
             else:
                 items.append(str(p))
         return [(items, items)]
+    if model.modality == "tabular":
+        return _table_inputs(model, inputs)
     groups: list[tuple[Any, list[str]]] = []
     lines = list(texts or [])
     for p in inputs or []:
@@ -118,6 +120,22 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
         groups.insert(0, (lines, lines))
     if not groups:
         raise GraftError('give --text "..." (repeatable), a table (CSV, TSV, JSONL, Parquet) or a file of lines.')
+    return groups
+
+
+def _table_inputs(model: Any, inputs: list[Path] | None) -> list[tuple[Any, list[str]]]:
+    """Each table's rows, shown by the table's ID column when the model found one (else ``file:row``)."""
+    from ..data.tabular import read_frame
+
+    if not inputs:
+        raise GraftError("give one or more tables (CSV, TSV, Parquet, JSONL) to predict.")
+    ids = [c for c, why in model.schema_.dropped.items() if why.startswith("an ID")]
+    groups: list[tuple[Any, list[str]]] = []
+    for p in inputs:
+        df = read_frame(p, what=f"'{p}'")
+        key = next((c for c in ids if c in df.columns), None)
+        shown = [str(v) for v in df[key]] if key else [f"{p.name}:{i}" for i in range(len(df))]
+        groups.append((df, shown))
     return groups
 
 
@@ -165,12 +183,14 @@ def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3)
             ]
             continue
         k = max(1, min(top_k, proba.shape[1]))
-        for item, p in zip(shown, proba):
+        # a tuned decision (a cost-based threshold of a table model) decides the label, not the arg-max
+        decided = model.task_.decide(proba) if hasattr(model.task_, "positive_index") else proba.argmax(1)
+        for item, p, d in zip(shown, proba, decided):
             order = p.argsort()[::-1][:k]
             results.append(
                 {
                     "input": item,
-                    "label": model.classes_[order[0]].item(),
+                    "label": model.classes_[d].item(),
                     "top_k": [{"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order],
                 }
             )

@@ -98,6 +98,8 @@ def _select(
     if model.modality != "image":
         if isinstance(data, list):
             return [data[i] for i in rows], [shown[i] for i in rows]
+        if hasattr(data, "iloc"):  # a table's rows
+            return data.iloc[rows], [shown[i] for i in rows]
         return data.subset(rows), [shown[i] for i in rows]
     from ..data.images import load_images
 

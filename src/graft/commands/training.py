@@ -53,6 +53,7 @@ def make_estimator(
     text: dict[str, Any],
     deep: bool = False,
     strategy_params: dict[str, Any] | None = None,
+    tabular: dict[str, Any] | None = None,
     **common: Any,
 ) -> Any:
     """The estimator ``graft train`` builds for ``task``.
@@ -64,6 +65,7 @@ def make_estimator(
         image: options only image models take (augment, skip_invalid, image_size).
         text: options of text models (max_length; for text classification also the column and multi-label
             options).
+        tabular: options of table models (label column, cost, class weight, calibration).
         deep: domain adaptation that trains the backbone too (``deep=True`` of the adaptation strategies).
         strategy_params: strategy parameters from ``--set KEY=VALUE`` (unknown names and values of the wrong type
             are a ConfigError).
@@ -84,6 +86,13 @@ def make_estimator(
         params["deep"] = True
     resolved = resolve_strategy(strategy, **params)
     resolved.validate()
+    if task == "tabular-classification":
+        from ..estimators.tabular import TabularClassifier
+
+        for name in ("weights", "cache"):  # image/text-only settings
+            common.pop(name, None)
+        common["epochs"] = 30 if common.get("epochs") is None else common["epochs"]
+        return TabularClassifier(model or "mlp", resolved, **(tabular or {}), **common)
     if task == "image-classification":
         return ImageClassifier(model or "efficientnet_lite0", resolved, **image, **common)
     if task == "token-classification":

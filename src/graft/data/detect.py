@@ -11,7 +11,7 @@ from .images import IMAGE_EXTENSIONS
 
 __all__ = ["TASKS", "detect_task"]
 
-TASKS = ("image-classification", "text-classification", "token-classification")
+TASKS = ("image-classification", "text-classification", "token-classification", "tabular-classification")
 _TABLE = {".csv", ".tsv", ".parquet", ".json"}
 _PATH_COLUMNS = {"path", "file", "filename", "image", "filepath", "image_path"}
 
@@ -55,8 +55,34 @@ def _file_task(path: Path) -> str | None:
             cols = {c.strip().strip('"') for c in header.replace("\t", ",").split(",")}
             if cols & _PATH_COLUMNS:
                 return "image-classification"
+        if suffix in (".csv", ".tsv", ".parquet") and _looks_tabular(path):
+            return "tabular-classification"
         return "text-classification"
     return None
+
+
+def _looks_tabular(path: Path) -> bool:
+    """A table of features rather than of texts: no free-text column, or free text beside several other columns."""
+    import pandas as pd
+
+    from .tabular import infer_kind
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path).head(500)
+        else:
+            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=500)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return False
+    if df.shape[1] < 2:
+        return False
+    from ._tables import _TEXT_NAMES
+
+    kinds = {str(c): infer_kind(str(c), df[c])[0] for c in df.columns}
+    texts = [c for c, k in kinds.items() if k == "text" or c.lower() in _TEXT_NAMES]
+    others = [c for c, k in kinds.items() if k not in ("text", None) and c not in texts]
+    # "text,label" (and pairs) stay text classification; one label column plus two or more features is a table
+    return bool(others) and (not texts or len(others) >= 4)
 
 
 def detect_task(path: str | Path) -> str:

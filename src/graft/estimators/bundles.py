@@ -25,6 +25,7 @@ ESTIMATORS: dict[str, tuple[str, str]] = {
     "text-classification": ("graft.estimators.text", "TextClassifier"),
     "token-classification": ("graft.estimators.tokens", "TokenClassifier"),
     "embedding-classification": ("graft.estimators.embedding", "EmbeddingClassifier"),
+    "tabular-classification": ("graft.estimators.tabular", "TabularClassifier"),
 }
 
 

@@ -24,6 +24,7 @@ def classification_metrics(
     labels: Sequence[str],
     *,
     top_k: Sequence[int] = (1, 3, 5),
+    predicted: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compute the standard metrics of a single-label classifier.
 
@@ -39,6 +40,7 @@ def classification_metrics(
         labels: Class names, in class-index order. Must be unique.
         top_k: Values of k for top-k accuracy. Only ``1 < k < C`` are reported (top-1 is ``accuracy``, and
             top-k for ``k >= C`` is trivially 1).
+        predicted: The predicted class indices when they are not the arg-max (a tuned decision threshold).
 
     Returns:
         A dict of plain Python ints, floats, strings and lists: ``n``, ``accuracy``, ``balanced_accuracy``,
@@ -57,7 +59,7 @@ def classification_metrics(
     y, p = _validate(y_true, proba, label_list)
     n, c = p.shape
     class_ids = list(range(c))
-    y_pred = p.argmax(axis=1)
+    y_pred = p.argmax(axis=1) if predicted is None else np.asarray(predicted, dtype=np.int64)
 
     with warnings.catch_warnings():
         # Absent classes trigger "y_pred contains classes not in y_true" and similar warnings; the

@@ -37,7 +37,9 @@ class MicroBatcher:
         self._last_requests = 0  # requests served by the last call of fn
         # one long-lived thread runs every pass (PyTorch's OpenMP pool belongs to the thread that calls it: a model
         # used from two threads runs ~1.5x slower on a 2-core machine, so the caller should load it in this thread too)
-        self._executor = executor or concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="graft-model")
+        self._executor = executor or concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="graft-model"
+        )
 
     async def submit(self, items: Sequence[Any]) -> list[Any]:
         loop = asyncio.get_running_loop()

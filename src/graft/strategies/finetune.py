@@ -57,7 +57,7 @@ class FineTune(Strategy):
     name: ClassVar[str] = "fine-tune"
     default_epochs: ClassVar[int] = 6
     default_lr: ClassVar[float] = 3e-4
-    default_lrs: ClassVar[dict[str, float]] = {"image": 3e-4, "text": 1e-4}
+    default_lrs: ClassVar[dict[str, float]] = {"image": 3e-4, "text": 1e-4, "tabular": 1e-3}
     default_lr_decay: ClassVar[float] = 0.7
     default_lr_decays: ClassVar[dict[str, float]] = {"image": 0.7, "text": 0.9}
 

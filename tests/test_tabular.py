@@ -1,0 +1,186 @@
+"""Tables: column kinds, schema drift, odd columns, imbalance, transfer from a source run, bundles, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import graft
+from graft.cli import app
+from graft.data import detect_task
+from graft.data.tabular import TableSchema
+from graft.errors import ConfigError, DataError
+
+
+def _table(n: int = 240, seed: int = 0, shift: float = 0.0, positive_rate: float | None = None) -> pd.DataFrame:
+    """Two informative columns (a number and a category), noise, odd columns, and a 0/1 label ``bad``."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50 + shift, 15, n)
+    job = rng.choice(["clerk", "engineer", "manager", "none"], n)
+    score = -(income - 50 - shift) / 15 + (job == "none") * 1.5 + rng.normal(0, 0.5, n)
+    if positive_rate is None:
+        bad = (score > 0.3).astype(int)
+    else:
+        bad = (score >= np.quantile(score, 1 - positive_rate)).astype(int)
+    df = pd.DataFrame(
+        {
+            "applicant_id": np.arange(1000, 1000 + n),
+            "income": income,
+            "job": job,
+            "age": rng.integers(18, 80, n).astype(float),
+            "constant": 1,
+            "empty": np.nan,
+            "opened": pd.date_range("2020-01-01", periods=n, freq="D").astype(str),
+            "has_phone": rng.choice(["yes", "no"], n),
+            "bad": bad,
+        }
+    )
+    df.loc[rng.choice(n, n // 10, replace=False), "age"] = np.nan  # missing values
+    return df
+
+
+def test_schema_infers_kinds_and_leaves_out_id_constant_and_empty_columns() -> None:
+    df = _table()
+    schema = TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    kinds = {c.name: c.kind for c in schema.columns}
+    assert kinds == {
+        "income": "numeric",
+        "job": "categorical",
+        "age": "numeric",
+        "opened": "date",
+        "has_phone": "boolean",
+    }
+    assert set(schema.dropped) == {"applicant_id", "constant", "empty"}
+    assert "ID" in schema.dropped["applicant_id"] and "missing" in schema.dropped["empty"]
+    age = next(c for c in schema.columns if c.name == "age")
+    assert age.indicator  # training had gaps: a missing-value indicator follows
+    X = schema.transform(df, where="t")
+    assert X.shape == (len(df), schema.width) and np.isfinite(X).all()
+    # round trip through JSON, as in the bundle
+    again = TableSchema.from_dict(json.loads(json.dumps(schema.to_dict())))
+    assert np.array_equal(again.transform(df, where="t"), X)
+
+
+def test_unseen_categories_and_missing_values_get_their_own_codes() -> None:
+    df = _table()
+    schema = TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    new = df.head(3).copy()
+    new["job"] = ["astronaut", None, "clerk"]
+    new["income"] = [np.nan, 40.0, 60.0]
+    X = schema.transform(new, where="new")
+    j = schema.n_numeric + [c.name for c in schema.categorical].index("job")
+    assert X[:, j].tolist()[:2] == [1.0, 0.0] and X[2, j] >= 2  # unseen -> 1, missing -> 0, known -> 2...
+    assert np.isfinite(X).all()
+
+
+def test_a_table_missing_a_trained_column_is_refused_by_name_and_column_map_fixes_it() -> None:
+    df = _table()
+    schema = TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    renamed = df.rename(columns={"income": "monthly_income"})
+    with pytest.raises(DataError, match="income.*monthly_income.*column_map"):
+        schema.check(renamed, where="target data")
+    fixed = schema.check(renamed, where="target data", rename={"monthly_income": "income"})
+    assert np.array_equal(schema.transform(fixed, where="t"), schema.transform(df, where="t"))
+
+
+def test_text_in_a_number_column_names_the_row() -> None:
+    df = _table()
+    schema = TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    bad = df.head(5).astype({"income": object})
+    bad.loc[3, "income"] = "n/a?"
+    with pytest.raises(DataError, match="'income'.*row 3"):
+        schema.transform(bad, where="input")
+
+
+def test_fit_save_load_gives_identical_predictions(tmp_path: Path) -> None:
+    df = _table()
+    clf = graft.TabularClassifier(label_column="bad", epochs=8, verbose=False, output_dir=tmp_path / "run")
+    clf.fit(df)
+    assert clf.val_metrics_["roc_auc"] > 0.8  # the label follows income and job
+    again = graft.load(tmp_path / "run")
+    test = _table(60, seed=1).drop(columns=["bad"])
+    assert np.array_equal(again.predict_proba(test), clf.predict_proba(test))
+    assert list(again.predict(test)) == list(clf.predict(test))
+
+
+def test_transfer_from_a_source_run_reuses_its_network_and_preprocessing(tmp_path: Path) -> None:
+    src = graft.TabularClassifier(label_column="bad", epochs=8, verbose=False, output_dir=tmp_path / "src")
+    src.fit(_table(300))
+    target = _table(80, seed=2, shift=10.0)
+    for strategy in ("fine-tune", "feature-extraction"):
+        tgt = graft.TabularClassifier(tmp_path / "src", strategy, label_column="bad", epochs=4, verbose=False)
+        tgt.fit(target)
+        assert tgt.schema_.to_dict() == src.schema_.to_dict()
+        assert tgt.backbone_.spec["transferred_from"] == str(tmp_path / "src")
+        assert 0 <= tgt.evaluate(_table(60, seed=3, shift=10.0))["roc_auc"] <= 1
+    # a frozen random backbone makes no sense: refused with what to do
+    with pytest.raises(ConfigError, match="random"):
+        graft.TabularClassifier(strategy="feature-extraction", label_column="bad", verbose=False).fit(target)
+
+
+def test_domain_adaptation_runs_on_tables(tmp_path: Path) -> None:
+    graft.TabularClassifier(label_column="bad", epochs=4, verbose=False, output_dir=tmp_path / "src").fit(_table())
+    target = _table(120, seed=4, shift=15.0).drop(columns=["bad"])
+    clf = graft.TabularClassifier(tmp_path / "src", "coral", label_column="bad", epochs=3, verbose=False)
+    clf.fit(_table(), target=target)
+    assert clf.predict_proba(target).shape == (120, 2)
+
+
+def test_extreme_imbalance_keeps_positives_in_validation_and_picks_a_cost_threshold() -> None:
+    df = _table(1000, positive_rate=0.01)  # 10 positives in 1,000 rows
+    clf = graft.TabularClassifier(
+        label_column="bad", class_weight="balanced", cost=(1, 50), epochs=6, verbose=False, calibration="platt"
+    )
+    clf.fit(df)
+    assert clf.task_.monitor == "val_pr_auc"
+    assert clf.val_metrics_["decision_counts"]["tp"] + clf.val_metrics_["decision_counts"]["fn"] >= 1
+    m = clf.val_metrics_
+    assert {"roc_auc", "pr_auc", "ks", "brier", "ece", "cost_per_row", "threshold"} <= set(m)
+    # a false negative costs 50x a false positive: the threshold sits well below 0.5
+    assert clf.task_.threshold < 0.5
+    proba = clf.predict_proba(df.head(50))
+    expected = np.where(proba[:, clf.task_.positive_index] >= clf.task_.threshold, 1, 0)
+    assert np.array_equal(clf.predict(df.head(50)), expected)
+
+
+def test_detect_task_tells_feature_tables_from_text_tables(tmp_path: Path) -> None:
+    _table(40).to_csv(tmp_path / "credit.csv", index=False)
+    pd.DataFrame(
+        {"text": [f"this is review number {i} and it is {'good' if i % 2 else 'bad'}" for i in range(40)], "label": 1}
+    ).to_csv(tmp_path / "reviews.csv", index=False)
+    assert detect_task(tmp_path / "credit.csv") == "tabular-classification"
+    assert detect_task(tmp_path / "reviews.csv") == "text-classification"
+
+
+def test_cli_train_evaluate_predict_on_tables(tmp_path: Path) -> None:
+    _table(200).to_csv(tmp_path / "source.csv", index=False)
+    _table(80, seed=5, shift=5).to_csv(tmp_path / "target.csv", index=False)
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        ["train", str(tmp_path / "source.csv"), "--label-column", "bad", "-o", str(tmp_path / "src"), "--epochs", "3"],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        ["train", str(tmp_path / "target.csv"), "--label-column", "bad", "-m", str(tmp_path / "src"), "--cost", "1,5"]
+        + ["-o", str(tmp_path / "tgt"), "--epochs", "3", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "tgt"), str(tmp_path / "target.csv"), "--json"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.output[r.output.index("{") :])
+    assert {"roc_auc", "ks", "cost_per_row"} <= set(metrics)
+    r = runner.invoke(
+        app, ["predict", str(tmp_path / "tgt"), str(tmp_path / "target.csv"), "--output", str(tmp_path / "s.csv")]
+    )
+    assert r.exit_code == 0, r.output
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert len(scores) == 80 and str(scores["input"].iloc[0]) == "1000"  # rows named by the table's ID column
+    r = runner.invoke(app, ["train", str(tmp_path / "target.csv"), "--label-column", "bad", "--cost", "5", "-o", "x"])
+    assert r.exit_code == 2 and "--cost" in r.output
