@@ -26,12 +26,13 @@ __all__ = [
     "TextClassifier",
     "TokenClassifier",
     "__version__",
+    "adapt",
     "load",
     "strategies",
 ]
 
 if TYPE_CHECKING:
-    from . import strategies
+    from . import adapt, strategies
     from .estimators.bundles import load
     from .estimators.embedding import EmbeddingClassifier
     from .estimators.image import ImageClassifier
@@ -47,6 +48,7 @@ _LAZY = {
     "TabularClassifier": ("estimators.tabular", "TabularClassifier"),
     "load": ("estimators.bundles", "load"),
     "strategies": ("strategies", None),
+    "adapt": ("adapt", None),
 }
 
 
