@@ -14,7 +14,8 @@ Inputs are numeric matrices (``(N, F)``; encode tables first, e.g. with a scikit
 
 Example:
     >>> from sklearn.linear_model import LogisticRegression
-    >>> clf = ImportanceWeighting(LogisticRegression(), method="kliep").fit(X_src, y_src, X_target=X_tgt)  # doctest: +SKIP
+    >>> clf = ImportanceWeighting(LogisticRegression(), method="kliep")  # doctest: +SKIP
+    >>> clf.fit(X_src, y_src, X_target=X_tgt)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def _kmm(Xs: np.ndarray, Xt: np.ndarray, gamma: float, B: float, eps: float, blo
         kappa = m * _kernel_mean(Xs[idx], Xt_ref, gamma)
         penalty = 10.0 * m
 
-        def f(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        def f(
+            beta: np.ndarray, K: np.ndarray = K, kappa: np.ndarray = kappa, m: int = m, penalty: float = penalty
+        ) -> tuple[float, np.ndarray]:
             excess = max(0.0, abs(beta.sum() - m) - m * eps)
             sign = np.sign(beta.sum() - m)
             Kb = K @ beta
