@@ -173,7 +173,8 @@ def main() -> int:
     for batching, *_, single in rows:
         print(
             f"single-request p50 (micro-batching {'on' if batching else 'off'}) / (decode + raw onnxruntime session): "
-            f"{single / (decode_ms + raw_ms):.2f}x; / (decode + eager forward): {single / (decode_ms + forward_ms):.2f}x"
+            f"{single / (decode_ms + raw_ms):.2f}x; / (decode + eager forward): "
+            f"{single / (decode_ms + forward_ms):.2f}x"
         )
     return 0
 

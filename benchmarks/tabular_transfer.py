@@ -212,7 +212,8 @@ def main() -> int:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_rows", 500)
     print(
-        f"\nGerman credit, {args.seeds} seeds; ROC-AUC and expected cost per applicant (5 x accepted bad + 1 x refused good) on the held-out half of the target"
+        f"\nGerman credit, {args.seeds} seeds; ROC-AUC and expected cost per applicant (5 x accepted bad + 1 x "
+        "refused good) on the held-out half of the target"
     )
     print(table.to_string(index=False))
     wins = 0
