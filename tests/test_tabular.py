@@ -184,3 +184,48 @@ def test_cli_train_evaluate_predict_on_tables(tmp_path: Path) -> None:
     assert len(scores) == 80 and str(scores["input"].iloc[0]) == "1000"  # rows named by the table's ID column
     r = runner.invoke(app, ["train", str(tmp_path / "target.csv"), "--label-column", "bad", "--cost", "5", "-o", "x"])
     assert r.exit_code == 2 and "--cost" in r.output
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "ft-transformer"])
+def test_export_parity_for_table_models(tmp_path: Path, backbone: str) -> None:
+    pytest.importorskip("onnxruntime")
+    from graft.export import export_model
+
+    df = _table(120)
+    clf = graft.TabularClassifier(backbone, label_column="bad", epochs=2, verbose=False).fit(df)
+    for fmt, ext in (("onnx", ".onnx"), ("torchscript", ".pt")):
+        path = tmp_path / f"credit{ext}"
+        report = export_model(clf, path, fmt=fmt, data=df)
+        assert report["top1_agreement"] == 1.0 and report["max_abs_prob_diff"] <= 1e-4, report
+        meta = json.loads(path.with_name(path.name + ".json").read_text())
+        assert meta["inputs"] == ["features"] and {c["name"] for c in meta["table"]["columns"]} >= {"income", "job"}
+        assert "threshold" in meta["decision"]
+
+
+def test_serving_a_table_model(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from graft.serve import create_app
+
+    run = tmp_path / "run"
+    graft.TabularClassifier(label_column="bad", epochs=2, verbose=False, output_dir=run, cost=(1, 5)).fit(_table())
+    client = TestClient(create_app(run))
+    meta = client.get("/metadata").json()
+    assert meta["modality"] == "tabular" and meta["columns"]["income"] == "numeric" and "threshold" in meta["decision"]
+    row = _table(3, seed=9).drop(columns=["bad"]).iloc[0].to_dict()
+    row = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    row["age"] = None  # a missing value
+    answer = client.post("/predict", json={"rows": [row, {**row, "job": "astronaut"}]})
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] for p in answer.json()["predictions"]] != [] and len(answer.json()["predictions"]) == 2
+    for bad, status, words in (
+        ({"rows": [{"income": 3}]}, 422, "lacks column"),
+        ({"rows": [{**row, "income": "lots"}]}, 422, "takes a number"),
+        ({"rows": [{**row, "job": [1]}]}, 422, "must be a number"),
+        ({"texts": ["x"]}, 422, '"rows"'),
+    ):
+        r = client.post("/predict", json=bad)
+        assert r.status_code == status and words in r.json()["error"], r.text
+    assert client.post("/predict", json={"row": row}).status_code == 200  # still serving

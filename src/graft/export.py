@@ -78,6 +78,11 @@ def sidecar(est: Any, names: list[str], fmt: str, path: Path) -> dict[str, Any]:
             "scale": 1 / 255,
             "layout": "NCHW RGB",
         }
+    elif est.modality == "tabular":
+        # the float matrix TableSchema writes: standardised numbers (missing: median, then an indicator when the
+        # training data had gaps), then category codes (0 missing, 1 unseen, 2 + index in "categories")
+        info["table"] = est.schema_.to_dict()
+        info["decision"] = est.task_.state()["decision"]
     elif est.modality == "embedding":
         info["features"] = {"standardize": bool(est.standardize)}
         if est.standardize:

@@ -125,14 +125,17 @@ def create_app(
     # the model is loaded, warmed up and run in one worker thread (see MicroBatcher)
     worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="graft-model")
     model = worker.submit(load, run, device=device, backend=backend).result()
-    modality = "image" if model.modality == "image" else "text"
+    modality = model.modality if model.modality in ("image", "tabular") else "text"
 
     def run_batch(items: list[Any]) -> list[Any]:
         shown = items if modality == "text" else [f"input {i}" for i in range(len(items))]
-        return predictions(model, [(items, shown)], top_k=len(model.classes_))
+        data = _rows_frame(items) if modality == "tabular" else items
+        return predictions(model, [(data, shown)], top_k=len(model.classes_))
 
     # one pass before the first request: builds the inference backend (an ONNX export for onnxruntime) and warms it
-    worker.submit(run_batch, ["warm-up"] if modality == "text" else [_blank_image()]).result()
+    columns = {c.name: c.kind for c in model.schema_.columns} if modality == "tabular" else {}
+    warm = {"text": ["warm-up"], "image": [_blank_image()], "tabular": [dict.fromkeys(columns)]}[modality]
+    worker.submit(run_batch, warm).result()
     # without batching every request is one pass of its own (a batch "limit" of 1 never lets another join it)
     batcher = MicroBatcher(
         run_batch, cfg.max_batch if cfg.batching else 1, cfg.max_wait_ms / 1000 if cfg.batching else 0, worker
@@ -157,6 +160,9 @@ def create_app(
         "graft_version": __version__,
         "limits": {"max_items": cfg.max_items, "max_body_mb": cfg.max_body_mb, "max_text_chars": cfg.max_text_chars},
     }
+    if modality == "tabular":
+        metadata["columns"] = columns
+        metadata["decision"] = model.task_.state()["decision"]
 
     @app.exception_handler(_Reject)
     async def _rejected(request: Request, exc: _Reject) -> JSONResponse:
@@ -188,7 +194,7 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: Request, top_k: int | None = None) -> JSONResponse:
-        items = await _read_inputs(request, modality, cfg)
+        items = await _read_inputs(request, modality, cfg, columns)
         results = await batcher.submit(items)
         k = max(1, top_k or cfg.top_k)
         for r in results:
@@ -200,7 +206,7 @@ def create_app(
     return app
 
 
-async def _read_inputs(request: Any, modality: str, cfg: ServeConfig) -> list[Any]:
+async def _read_inputs(request: Any, modality: str, cfg: ServeConfig, columns: dict[str, str]) -> list[Any]:
     """The request's images (multipart ``file`` fields) or texts (JSON ``{"texts": [...]}`` or ``{"text": "..."}``)."""
     import json
 
@@ -218,10 +224,13 @@ async def _read_inputs(request: Any, modality: str, cfg: ServeConfig) -> list[An
         if len(files) > cfg.max_items:
             raise _Reject(413, f"{len(files)} images in one request; the limit is {cfg.max_items}.")
         return [_decode_image(f.filename or f"file {i}", await f.read()) for i, f in enumerate(files)]
+    example = '{"rows": [{"column": value, ...}]}' if modality == "tabular" else '{"texts": ["..."]}'
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _Reject(400, f'the body is not JSON ({e}); send {{"texts": ["..."]}}.') from None
+        raise _Reject(400, f"the body is not JSON ({e}); send {example}.") from None
+    if modality == "tabular":
+        return _rows_of(payload, cfg, columns)
     if not isinstance(payload, dict) or ("texts" not in payload and "text" not in payload):
         raise _Reject(422, 'send a JSON object {"texts": ["...", ...]} or {"text": "..."}.')
     texts = payload.get("texts", [payload.get("text")])
@@ -235,3 +244,35 @@ async def _read_inputs(request: Any, modality: str, cfg: ServeConfig) -> list[An
         if len(t) > cfg.max_text_chars:
             raise _Reject(413, f"text {i} has {len(t)} characters; the limit is {cfg.max_text_chars}.")
     return texts
+
+
+def _rows_of(payload: Any, cfg: ServeConfig, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """The table rows of a request: ``{"rows": [{column: value}, ...]}`` or ``{"row": {...}}``, each with every
+    column the model reads (``null`` for a missing value), numbers where the model reads numbers."""
+    if not isinstance(payload, dict) or ("rows" not in payload and "row" not in payload):
+        raise _Reject(422, 'send a JSON object {"rows": [{"column": value, ...}, ...]} or {"row": {...}}.')
+    rows = payload.get("rows", [payload.get("row")])
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise _Reject(422, '"rows" must be a non-empty list of objects {"column": value}.')
+    if len(rows) > cfg.max_items:
+        raise _Reject(413, f"{len(rows)} rows in one request; the limit is {cfg.max_items}.")
+    for i, r in enumerate(rows):
+        missing = [c for c in columns if c not in r]
+        if missing:
+            raise _Reject(422, f"row {i} lacks column(s) {', '.join(missing[:10])} (send null for a missing value).")
+        for name, kind in columns.items():
+            v = r[name]
+            if v is not None and not isinstance(v, (str, int, float, bool)):
+                raise _Reject(422, f"row {i}: column '{name}' must be a number, a string, true/false or null.")
+            if kind == "numeric" and isinstance(v, str):
+                try:
+                    float(v)
+                except ValueError:
+                    raise _Reject(422, f"row {i}: column '{name}' takes a number; got {v!r}.") from None
+    return rows
+
+
+def _rows_frame(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
