@@ -37,7 +37,7 @@ PAIRS = [
     ("housing__own.csv", "housing__rent_or_free.csv"),
 ]
 FRACTIONS = (0.1, 0.25, 0.5)
-DA = ("dann", "cdan", "mcc", "coral", "mmd", "adabn", "self-training")
+DA = ("dann", "cdan", "mcc", "coral", "mmd", "adabn", "self-training", "importance-weighting", "kmm", "kliep")
 COST_FP, COST_FN = 1.0, 5.0  # refusing a good applicant, accepting a bad one
 THRESHOLD = COST_FP / (COST_FP + COST_FN)
 LGBM = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 5, "verbose": -1}

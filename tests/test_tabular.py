@@ -229,3 +229,16 @@ def test_serving_a_table_model(tmp_path: Path) -> None:
         r = client.post("/predict", json=bad)
         assert r.status_code == status and words in r.json()["error"], r.text
     assert client.post("/predict", json={"row": row}).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("strategy", ["kmm", "kliep", "importance-weighting"])
+def test_importance_weighting_strategies_train_on_weighted_source_rows(tmp_path: Path, strategy: str) -> None:
+    target = _table(150, seed=6, shift=20.0).drop(columns=["bad"])
+    clf = graft.TabularClassifier(strategy=strategy, label_column="bad", epochs=3, verbose=False)
+    clf.fit(_table(200), target=target)
+    w = clf.importance_weights_
+    assert w["method"] in ("kmm", "kliep", "classifier") and 1 <= w["effective_rows"] <= w["rows"]
+    assert w["effective_rows"] < w["rows"]  # a shifted target makes some source rows count more than others
+    assert clf.predict_proba(target).shape == (150, 2)
+    with pytest.raises(ConfigError, match="target"):
+        graft.TabularClassifier(strategy=strategy, label_column="bad", verbose=False).fit(_table(50))

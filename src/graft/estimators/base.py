@@ -83,6 +83,9 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         """Frozen-backbone features the head learns from, their targets, and rows per example (sequence tasks)."""
         return torch.from_numpy(self._embed(data)), data.y, None
 
+    def _weighting_features(self, data: FitData) -> np.ndarray:  # what importance weights compare: embeddings
+        return self._embed(data)
+
     def _bundle_extra(self) -> dict[str, Any]:
         """Extra ``graft.json`` entries of this modality."""
         return {}

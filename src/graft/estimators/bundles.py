@@ -66,6 +66,7 @@ def bundle_parts(
             "fit_seconds": round(getattr(est, "fit_seconds_", 0.0), 3),
             "history": getattr(est, "history_", []),
             "adaptation": adaptation,
+            "importance_weights": getattr(est, "importance_weights_", None),
             "data": getattr(est, "data_", None),
         },
         "metrics": {"val": getattr(est, "val_metrics_", None)},

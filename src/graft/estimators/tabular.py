@@ -8,6 +8,7 @@ and its fitted preprocessing, so the target table is read exactly as the source 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..backbones.tabular import TABULAR_ARCHITECTURES, build_tabular
 from ..data.tabular import TableSchema, label_column_of, read_frame
 from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy, resolve_strategy
+from ..strategies.finetune import FineTune
 from ..tasks.base import Task
 from ..tasks.decision import ClassDecision
 from ._fitting import FitData, split_val
@@ -195,10 +197,13 @@ class TabularClassifier(TransferEstimator):
         return backbone
 
     def _strategy(self) -> Strategy:
-        if not self.pretrained and isinstance(self.strategy, str) and self.strategy == "fine-tune":
-            # from random weights: no head warm-up on random features, one learning rate, batch statistics learned
-            return resolve_strategy("fine-tune", head_warmup=False, freeze_bn=False, lr_decay=1.0, label_smoothing=0.0)
         strategy = resolve_strategy(self.strategy).for_modality(self.modality)
+        if not self.pretrained and isinstance(strategy, FineTune):
+            # from random weights there is nothing to protect: no head warm-up on random features, one learning
+            # rate for every layer, batch statistics learned
+            strategy = copy.copy(strategy)
+            strategy.head_warmup, strategy.freeze_bn, strategy.lr_decay = False, False, 1.0
+            return strategy
         if not self.pretrained and strategy.frozen_backbone:
             raise ConfigError(
                 f"strategy '{strategy.name}' keeps the backbone frozen, but backbone='{self.backbone}' has random "
@@ -279,6 +284,15 @@ class TabularClassifier(TransferEstimator):
         for s in range(0, len(rows), batch_size):
             chunk = rows[s : s + batch_size]
             yield list(range(s, s + len(chunk))), torch.from_numpy(data.items.X[chunk])
+
+    def _weighting_features(self, data: FitData) -> np.ndarray:
+        """The numbers as they are, each category one-hot (codes are labels, not quantities)."""
+        assert self.schema_ is not None
+        X, k = data.items.X, self.schema_.n_numeric
+        parts = [X[:, :k]]
+        for j, card in enumerate(self.schema_.cardinalities):
+            parts.append(np.eye(card, dtype=np.float32)[X[:, k + j].astype(np.int64)])
+        return np.hstack(parts)
 
     def _train_dataset(self, data: FitData, views: tuple[str, ...] = ("train",)) -> Dataset:
         return _RowSet(data.items.X, data.y, views, self.seed)

@@ -6,6 +6,7 @@ from .adaptation import CDAN, CORAL, DAN, DANN, MCC, AdaBN, AdaptationStrategy, 
 from .base import Strategy, get_strategy, list_strategies, register_strategy, resolve_strategy
 from .feature_extraction import FeatureExtraction
 from .finetune import FineTune
+from .importance import KLIEP, KMM, ImportanceWeighting
 from .lora import LoRA
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "SourceOnly",
     "FeatureExtraction",
     "FineTune",
+    "ImportanceWeighting",
+    "KLIEP",
+    "KMM",
     "LoRA",
     "Strategy",
     "get_strategy",

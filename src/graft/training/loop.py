@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 
 from .._utils import atomic_write_bytes, seed_everything, tune_allocator
 from ..errors import ConfigError, TrainingError
@@ -228,6 +229,7 @@ def run_loop(
     phase: str = "train",
     resume: bool = False,
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    sample_weights: np.ndarray | None = None,
 ) -> LoopResult:
     """Train ``model`` in place; on return it holds the best epoch's weights.
 
@@ -245,6 +247,8 @@ def run_loop(
         phase: name of this phase (several phases can share a run directory).
         resume: continue from ``checkpoints/<phase>/last.pt`` when it exists.
         collate_fn: DataLoader collate function.
+        sample_weights: draw training items with these probabilities (with replacement; importance weighting)
+            instead of a shuffled pass.
 
     Returns:
         A :class:`LoopResult` with the per-epoch history and the best epoch.
@@ -271,10 +275,15 @@ def run_loop(
         batch_sampler = LengthGroupedBatchSampler(lengths, config.batch_size, seed=config.seed, drop_last=drop_last)
         loader = DataLoader(train_set, batch_sampler=batch_sampler, collate_fn=collate_fn)
     else:
+        sampler: Any = RandomSampler(train_set, generator=generator)  # type: ignore[arg-type]
+        if sample_weights is not None:
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(sample_weights, dtype=torch.double), len(sample_weights), generator=generator
+            )
         loader = DataLoader(
             train_set,
             batch_size=config.batch_size,
-            sampler=RandomSampler(train_set, generator=generator),  # type: ignore[arg-type]
+            sampler=sampler,
             collate_fn=collate_fn,
             drop_last=drop_last,
         )

@@ -23,7 +23,7 @@ from .._utils import torch_threads
 from ..tasks.base import Task
 from .adapt import run_adapt, run_deep_adapt
 from .loop import LoopResult, TrainConfig, run_loop
-from .plan import AdaptPhase, BackbonePhase, DeepAdaptPhase, HeadPhase, Phase
+from .plan import AdaptPhase, BackbonePhase, WeightedPhase, DeepAdaptPhase, HeadPhase, Phase
 
 if TYPE_CHECKING:
     from ..strategies.base import Strategy
@@ -191,10 +191,25 @@ def _run_backbone(phase: BackbonePhase, ctx: FitContext) -> LoopResult:
             ):
                 mod.eval()
 
+    weights = None
+    if isinstance(phase, WeightedPhase):
+        from ..adapt import density_ratio
+
+        weights = density_ratio(
+            est._weighting_features(ctx.train), est._weighting_features(ctx.target), method=phase.method, seed=est.seed
+        )
+        ess = float(weights.sum() ** 2 / (weights**2).sum())  # effective sample size of the weighted source
+        est.importance_weights_ = {
+            "method": phase.method,
+            "max": round(float(weights.max()), 3),
+            "effective_rows": round(ess, 1),
+            "rows": len(weights),
+        }
     set_trainable(0)
     result = run_loop(
         model,
         train_set=est._train_dataset(ctx.train),
+        sample_weights=weights,
         param_groups=strategy.param_groups(groups, head_params, config.lr, adapters),
         loss_fn=functools.partial(strategy.loss, criterion=ctx.task.criterion(strategy.label_smoothing)),
         collate_fn=est._collate_fn(),
@@ -216,6 +231,7 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
     runners: dict[type[Phase], Callable[[Any, FitContext], LoopResult]] = {
         HeadPhase: _run_head,
         BackbonePhase: _run_backbone,
+        WeightedPhase: _run_backbone,
         AdaptPhase: run_adapt,
         DeepAdaptPhase: run_deep_adapt,
     }

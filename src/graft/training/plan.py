@@ -4,6 +4,8 @@ plan in order (:func:`graft.training.phases.run_plan`). Plans are plain data, so
 * :class:`HeadPhase`: fit the head on frozen, cached embeddings (feature extraction; the warm-up of fine-tuning).
 * :class:`BackbonePhase`: train the backbone with the head: layer groups at the strategy's learning rates, scheduled
   unfreezing, adapters injected before and merged after (fine-tuning, LoRA).
+* :class:`WeightedPhase`: a backbone phase whose source rows are drawn by their importance weight (target / source
+  density ratio, estimated with ``method``: ``classifier``, ``kmm`` or ``kliep``).
 * :class:`AdaptPhase`: domain adaptation of a bottleneck and head on frozen source and target embeddings.
 * :class:`DeepAdaptPhase`: domain adaptation of backbone and head together, source and target batches each step.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["Phase", "HeadPhase", "BackbonePhase", "AdaptPhase", "DeepAdaptPhase"]
+__all__ = ["Phase", "HeadPhase", "BackbonePhase", "WeightedPhase", "AdaptPhase", "DeepAdaptPhase"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class BackbonePhase(Phase):
     """Train the backbone (or adapters in it) with the head."""
 
     trains_backbone: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class WeightedPhase(BackbonePhase):
+    """Train backbone and head on source rows sampled in proportion to their importance weight."""
+
+    needs_target: ClassVar[bool] = True
+    method: str = "kliep"
 
 
 @dataclass(frozen=True)
