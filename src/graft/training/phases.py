@@ -23,7 +23,7 @@ from .._utils import torch_threads
 from ..tasks.base import Task
 from .adapt import run_adapt, run_deep_adapt
 from .loop import LoopResult, TrainConfig, run_loop
-from .plan import AdaptPhase, BackbonePhase, WeightedPhase, DeepAdaptPhase, HeadPhase, Phase
+from .plan import AdaptPhase, BackbonePhase, DeepAdaptPhase, HeadPhase, Phase, WeightedPhase
 
 if TYPE_CHECKING:
     from ..strategies.base import Strategy
