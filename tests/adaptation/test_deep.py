@@ -45,6 +45,7 @@ def test_deep_image_adaptation_trains_the_backbone_and_round_trips(
     np.testing.assert_allclose(loaded.predict_proba(Xt), proba, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_deep_text_adaptation(text_helpers: Any) -> None:
     texts, labels = text_helpers.sentiment(24, seed=0)
     target, _ = text_helpers.sentiment(16, seed=1)

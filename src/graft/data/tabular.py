@@ -1,11 +1,12 @@
 """Tables of mixed columns for :class:`graft.TabularClassifier`: reading, column kinds, and the fitted preprocessing.
 
 :class:`TableSchema` is fitted on the training table and stored in the bundle. It infers each column's kind
-(``numeric``, ``categorical``, ``boolean``, ``date``; ``text`` columns are refused until they are embedded), drops
+(``numeric``, ``categorical``, ``boolean``, ``date``, ``text``: free text, embedded by a sentence encoder), drops
 columns that cannot help (an ID, a constant, an all-missing column) and says why, and turns any later table into one
 float32 matrix: standardised numbers (missing values → the training median, plus a missing-value indicator when the
-training data had gaps), then integer category codes (0 = missing, 1 = unseen or rare, 2... = categories seen in
-training). Category codes ride in the float matrix so that every model input is one tensor (exact up to 2**24).
+training data had gaps) and the sentence embeddings of text columns, then integer category codes (0 = missing,
+1 = unseen or rare, 2... = categories seen in training). Category codes ride in the float matrix so that every
+model input is one tensor (exact up to 2**24).
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class ColumnSpec:
     std: float = 1.0
     indicator: bool = False  # numeric, date: a missing-value indicator feature follows
     categories: list[str] = field(default_factory=list)  # categorical, boolean
+    model: str | None = None  # text: the sentence encoder
+    dim: int = 0  # text: its embedding size
 
 
 def _as_text(values: pd.Series, boolean: bool = False) -> list[str | None]:
@@ -191,8 +194,10 @@ class TableSchema:
         kinds: Mapping[str, str] | None = None,
         drop: Sequence[str] = (),
         min_frequency: int = 1,
+        text_model: str = "minilm",
     ) -> TableSchema:
-        """Infer column kinds on ``df`` (``kinds`` overrides, ``drop`` leaves columns out) and fit each one."""
+        """Infer column kinds on ``df`` (``kinds`` overrides, ``drop`` leaves columns out) and fit each one; free-text
+        columns are embedded with ``text_model`` (a Graft text backbone name)."""
         kinds = dict(kinds or {})
         for name, kind in kinds.items():
             if name not in df.columns:
@@ -214,10 +219,8 @@ class TableSchema:
                 dropped[name] = reason
                 continue
             if kind == "text":
-                raise DataError(
-                    f"column '{name}' holds free text; give it as a category (kinds={{'{name}': 'categorical'}}) or "
-                    "leave it out (drop_columns=['" + name + "'])."
-                )
+                columns.append(ColumnSpec(name, "text", model=text_model, dim=_encoder(text_model).feature_dim))
+                continue
             columns.append(_fit_column(name, kind, values, min_frequency))
         if not columns:
             raise DataError(
@@ -233,13 +236,17 @@ class TableSchema:
         return [c for c in self.columns if c.kind in ("numeric", "date")]
 
     @property
+    def texts(self) -> list[ColumnSpec]:
+        return [c for c in self.columns if c.kind == "text"]
+
+    @property
     def categorical(self) -> list[ColumnSpec]:
         return [c for c in self.columns if c.kind in ("categorical", "boolean")]
 
     @property
     def n_numeric(self) -> int:
-        """Width of the numeric block (values plus missing-value indicators)."""
-        return sum(1 + c.indicator for c in self.numeric)
+        """Width of the numeric block (values, missing-value indicators, text embeddings)."""
+        return sum(1 + c.indicator for c in self.numeric) + sum(c.dim for c in self.texts)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -261,8 +268,7 @@ class TableSchema:
             hint = f" It has other columns: {', '.join(extra[:20])}." if extra else ""
             raise DataError(
                 f"{where} lacks column(s) the model was trained on: {', '.join(missing)}.{hint} Rename them "
-                "(column_map={'new name': 'trained name'}; CLI --rename NEW=TRAINED) or add them (empty cells count as "
-                "missing values)."
+                "(column_map={'new name': 'trained name'}) or add them (empty cells count as missing values)."
             )
         return df
 
@@ -280,6 +286,9 @@ class TableSchema:
             if c.indicator:
                 out[:, j] = miss
                 j += 1
+        for c in self.texts:
+            out[:, j : j + c.dim] = embed_texts(_as_text(df[c.name]), str(c.model))
+            j += c.dim
         for c in self.categorical:
             index = {v: i + 2 for i, v in enumerate(c.categories)}
             text = _as_text(df[c.name], boolean=c.kind == "boolean")
@@ -324,3 +333,33 @@ def _fit_column(name: str, kind: str, values: pd.Series, min_frequency: int) -> 
     counts = pd.Series([v for v in _as_text(values, boolean=kind == "boolean") if v is not None]).value_counts()
     kept = [str(k) for k, c in counts.items() if c >= min_frequency][:MAX_CATEGORIES]
     return ColumnSpec(name, kind, categories=sorted(kept))
+
+
+_ENCODERS: dict[str, Any] = {}
+
+
+def _encoder(name: str) -> Any:
+    """The text backbone ``name`` (loaded once per process)."""
+    if name not in _ENCODERS:
+        from ..backbones import create_backbone
+
+        _ENCODERS[name] = create_backbone(name, modality="text", pretrained=True)
+    return _ENCODERS[name]
+
+
+def embed_texts(texts: Sequence[str | None], model: str, batch_size: int = 64) -> np.ndarray:
+    """Unit-length sentence embeddings ``(N, dim)`` of ``texts`` (a missing text: zeros)."""
+    import torch
+
+    backbone = _encoder(model)
+    out = np.zeros((len(texts), backbone.feature_dim), np.float32)
+    rows = [i for i, t in enumerate(texts) if t]
+    with torch.no_grad():
+        for s in range(0, len(rows), batch_size):
+            idx = rows[s : s + batch_size]
+            batch = backbone.tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
+            z = backbone.module.eval()(dict(batch)).float()
+            out[idx] = torch.nn.functional.normalize(z, dim=1).numpy()
+    return out

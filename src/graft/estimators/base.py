@@ -39,8 +39,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
     #: the name bundles record; :func:`graft.load` finds the estimator class by it
     task: ClassVar[str] = ""
     modality: ClassVar[str] = ""
-    #: what the examples are called in messages
-    noun: ClassVar[str] = "examples"
+    noun: ClassVar[str] = "examples"  # what the examples are called in messages
     #: the backbone can train (an identity backbone cannot)
     trainable_backbone: ClassVar[bool] = True
 
@@ -83,7 +82,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         """Frozen-backbone features the head learns from, their targets, and rows per example (sequence tasks)."""
         return torch.from_numpy(self._embed(data)), data.y, None
 
-    def _weighting_features(self, data: FitData) -> np.ndarray:  # what importance weights compare: embeddings
+    def _weighting_features(self, data: FitData) -> np.ndarray:  # what importance weights compare
         return self._embed(data)
 
     def _bundle_extra(self) -> dict[str, Any]:

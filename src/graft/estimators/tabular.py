@@ -82,6 +82,7 @@ class TabularClassifier(TransferEstimator):
         cost: ``(false positive, false negative)`` costs: the decision threshold minimises expected cost on
             validation; ``target_recall`` / ``target_precision`` pick it by a recall or precision instead.
         positive: the positive class of a two-class task (default: 1/True, else the rarer class).
+        text_model: the text backbone that embeds free-text columns (e.g. transaction descriptions).
         hidden: widths of the MLP's layers (``mlp``).
         epochs, lr, batch_size, weight_decay, patience, val_fraction, seed, device, output_dir, overwrite,
         verbose, backend: as for :class:`graft.ImageClassifier`.
@@ -112,6 +113,7 @@ class TabularClassifier(TransferEstimator):
         target_recall: float | None = None,
         target_precision: float | None = None,
         positive: Any = None,
+        text_model: str = "minilm",
         hidden: Sequence[int] = (128, 64),
         epochs: int | None = 30,
         lr: float | None = None,
@@ -143,6 +145,7 @@ class TabularClassifier(TransferEstimator):
         self.target_recall = target_recall
         self.target_precision = target_precision
         self.positive = positive
+        self.text_model = text_model
         self.hidden = hidden
         self.epochs = epochs
         self.lr = lr
@@ -255,7 +258,9 @@ class TabularClassifier(TransferEstimator):
         Xva, yva = split_val(val)
         if self.schema_ is None:  # from random weights: fit the preprocessing and build the architecture now
             df, _, label = self._frame(X, y, "training data")
-            self.schema_ = TableSchema.fit(df, label=label, kinds=self.column_kinds, drop=tuple(self.drop_columns))
+            self.schema_ = TableSchema.fit(
+                df, label=label, kinds=self.column_kinds, drop=tuple(self.drop_columns), text_model=self.text_model
+            )
             torch.manual_seed(self.seed)
             spec: dict[str, Any] = {
                 "source": "tabular",

@@ -217,8 +217,17 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 
 def list_strategies(adaptation: bool | None = None) -> list[str]:
-    """Registered strategy names; ``adaptation=True``/``False`` keeps only domain-adaptation / supervised ones."""
-    return sorted(n for n, cls in _STRATEGIES.items() if adaptation is None or cls.adaptation == adaptation)
+    """Registered strategy names; ``adaptation=True`` keeps the domain-adaptation methods of the adaptation loop
+    (``dann``, ``coral``, ...), ``False`` the supervised ones (no target data; importance weighting is in neither)."""
+
+    def keep(cls: type[Strategy]) -> bool:
+        if adaptation is None:
+            return True
+        if adaptation:
+            return cls.adaptation
+        return not cls.adaptation and not any(p.needs_target for p in cls().plan())
+
+    return sorted(n for n, cls in _STRATEGIES.items() if keep(cls))
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -30,19 +30,42 @@ class ImportanceWeighting(FineTune):
     """
 
     name: ClassVar[str] = "importance-weighting"
+    default_method: ClassVar[str] = "classifier"
 
-    def __init__(self, *, method: str = "classifier", **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        *,
+        method: str | None = None,
+        head_warmup: bool = True,
+        freeze_epochs: int = 0,
+        gradual: bool = False,
+        lr_decay: float | None = None,
+        label_smoothing: float = 0.1,
+        dropout: float = 0.1,
+        freeze_bn: bool = True,
+        optimizer: str = "adamw",
+    ) -> None:
+        super().__init__(
+            head_warmup=head_warmup,
+            freeze_epochs=freeze_epochs,
+            gradual=gradual,
+            lr_decay=lr_decay,
+            label_smoothing=label_smoothing,
+            dropout=dropout,
+            freeze_bn=freeze_bn,
+            optimizer=optimizer,
+        )
         self.method = method
 
     def validate(self) -> None:
         super().validate()
-        if self.method not in ("classifier", "kmm", "kliep"):
+        if self.method is not None and self.method not in ("classifier", "kmm", "kliep"):
             raise ConfigError(f"method must be classifier, kmm or kliep; got '{self.method}'.")
 
     def plan(self) -> list[Phase]:
+        method = self.method or self.default_method
         return ([HeadPhase("head", warmup=True)] if self.head_warmup else []) + [
-            WeightedPhase(self.name, method=self.method)
+            WeightedPhase(self.name, method=method)
         ]
 
 
@@ -51,9 +74,7 @@ class KMM(ImportanceWeighting):
     """Importance weighting by kernel mean matching (Huang et al., NIPS 2006)."""
 
     name: ClassVar[str] = "kmm"
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(method="kmm", **kwargs)
+    default_method: ClassVar[str] = "kmm"
 
 
 @register_strategy
@@ -61,6 +82,4 @@ class KLIEP(ImportanceWeighting):
     """Importance weighting by KLIEP (Sugiyama et al., NIPS 2007)."""
 
     name: ClassVar[str] = "kliep"
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(method="kliep", **kwargs)
+    default_method: ClassVar[str] = "kliep"
