@@ -112,7 +112,7 @@ def test_transfer_from_a_source_run_reuses_its_network_and_preprocessing(tmp_pat
     src = graft.TabularClassifier(label_column="bad", epochs=8, verbose=False, output_dir=tmp_path / "src")
     src.fit(_table(300))
     target = _table(80, seed=2, shift=10.0)
-    for strategy in ("fine-tune", "feature-extraction"):
+    for strategy in ("fine-tune", "feature-extraction", "lora"):
         tgt = graft.TabularClassifier(tmp_path / "src", strategy, label_column="bad", epochs=4, verbose=False)
         tgt.fit(target)
         assert tgt.schema_.to_dict() == src.schema_.to_dict()
