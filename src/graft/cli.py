@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ._cli_common import _fail, _print_json, err, out
 from .cli_adaptation import register as _register_adaptation
+from .cli_choose import register as _register_choose
 from .cli_deploy import register as _register_deploy
 from .commands.training import make_estimator, parse_set, resolve_task
 from .errors import ConfigError, GraftError
@@ -385,6 +386,7 @@ def demo(
 
 
 _register_adaptation(app)
+_register_choose(app)
 _register_deploy(app)
 
 

@@ -1,0 +1,68 @@
+"""``graft rank``: choose a backbone before training."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ._cli_common import _fail, _print_json, out
+from .errors import GraftError
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to ``app``."""
+    app.command()(rank)
+
+
+def rank(
+    data: Path = typer.Argument(..., help="Labelled data, as for `graft train` (image folder or CSV, text table)."),
+    models: str = typer.Option(..., "--models", help="Comma-separated backbones (see `graft models`)."),
+    score: str = typer.Option("logme", help="Sort by: logme, leep, nce, hscore or linear_probe."),
+    max_examples: int = typer.Option(2000, help="Embed at most this many labelled examples (a stratified sample)."),
+    task: str = typer.Option("auto", help="auto, image-classification or text-classification."),
+    text_column: str | None = typer.Option(None, help="Text column of a table (default: auto-detected)."),
+    label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the table as JSON."),
+) -> None:
+    """Score backbones on DATA without training them (transferability: LogME, LEEP, NCE, H-score, and a linear
+    probe's held-out accuracy); embeddings are cached, so ranking the same data again takes a fraction of the time.
+
+    Example: graft rank data/ants_bees --models efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
+    """
+    from .selection import rank as rank_models
+
+    try:
+        options = {k: v for k, v in (("text_column", text_column), ("label_column", label_column)) if v is not None}
+        table = rank_models(
+            data,
+            [m.strip() for m in models.split(",") if m.strip()],
+            task=task,
+            score=score,
+            max_examples=max_examples,
+            device=device,
+            verbose=not as_json,
+            **options,
+        )
+    except GraftError as e:
+        _fail(e)
+    rows = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in table.to_dict("records")
+    ]
+    if as_json:
+        _print_json({"score": score, "ranking": rows})
+        return
+    view = Table(title=f"Backbones for {data} (sorted by {score}; higher is better)")
+    for col in table.columns:
+        view.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        view.add_row(*("-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()))
+    out.print(view)
+    best = rows[0]
+    out.print(f"recommended: {best['model']} ({score} {best[score]:.4f}); then `graft train {data} -m {best['model']}`")

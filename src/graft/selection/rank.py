@@ -1,0 +1,124 @@
+"""``graft rank``: score candidate backbones on the user's labelled data before training any of them.
+
+Each backbone embeds (a stratified sample of) the labelled examples once — through the embedding cache, so ranking
+the same data again costs a fraction of the first time — and every transferability score of
+:mod:`graft.selection.scores` reads those features (LEEP and NCE also the backbone's own source classifier, when it has
+one: the ImageNet head of image models).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .scores import SCORES
+
+__all__ = ["rank"]
+
+
+def _sample(labels: list[Any], max_examples: int, seed: int) -> list[int]:
+    """A seeded, stratified subset of at most ``max_examples`` rows (every class kept)."""
+    n = len(labels)
+    if n <= max_examples:
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = {}
+    for i, v in enumerate(labels):
+        by_class.setdefault(str(v), []).append(i)
+    keep: list[int] = []
+    for rows in by_class.values():
+        k = max(2, int(round(len(rows) * max_examples / n)))
+        keep += rng.permutation(rows)[:k].tolist()
+    return sorted(keep)
+
+
+def rank(
+    data: str | Path,
+    models: list[str],
+    *,
+    task: str = "auto",
+    score: str = "logme",
+    max_examples: int = 2000,
+    seed: int = 0,
+    device: str = "cpu",
+    verbose: bool | None = None,
+    **options: Any,
+) -> Any:
+    """Score ``models`` as backbones for the labelled ``data``; a pandas DataFrame sorted by ``score`` (best first).
+
+    Args:
+        data: what ``graft train`` takes (an image folder, a CSV of image paths, a text table).
+        models: backbone names (``graft models``).
+        task: ``auto`` detects it from ``data``.
+        score: the column to sort by: ``logme``, ``leep``, ``nce``, ``hscore`` or ``linear_probe``.
+        max_examples: embed at most this many labelled examples (a stratified sample).
+        options: reading options of the modality (``text_column``, ``label_column``, ``image_size``...).
+
+    Columns: ``model``, ``examples``, ``dim``, one per score (``NaN`` where a score does not apply), ``seconds``.
+    """
+    import pandas as pd
+
+    from ..commands.training import make_estimator, resolve_task
+
+    if score not in SCORES:
+        raise ConfigError(f"score must be one of {', '.join(SCORES)}; got '{score}'.")
+    if not models:
+        raise ConfigError("give at least one backbone to rank (--models a,b).")
+    task = resolve_task(Path(data), task)
+    if task not in ("image-classification", "text-classification"):
+        raise ConfigError(f"rank scores image and text classification backbones; '{data}' is {task}.")
+    rows = []
+    for name in models:
+        t0 = time.perf_counter()
+        text = {k: options[k] for k in ("text_column", "text_pair_column", "label_column") if k in options}
+        est = make_estimator(
+            task,
+            name,
+            "feature-extraction",
+            image={"image_size": options.get("image_size")},
+            text=text,
+            device=device,
+            seed=seed,
+            verbose=verbose,
+        )
+        est.backbone_ = est._build_backbone(pretrained=True)
+        X, y, _, _ = est._read_fit_data(str(data), None, None)
+        est._skip_known = True  # inputs whose embeddings are cached are not decoded again
+        try:
+            read, labels = est._read(X, y, what="training data")
+        finally:
+            est._skip_known = False
+        if labels is None:
+            raise DataError(f"'{data}' has no labels; rank needs labelled examples.")
+        keep = _sample(labels, max_examples, seed)
+        read = read.subset(keep)
+        labels = [labels[i] for i in keep]
+        classes = sorted({str(v) for v in labels})
+        if len(classes) < 2:
+            raise DataError(f"'{data}' has one class ({classes[0]}); ranking needs two or more.")
+        y_idx = np.asarray([classes.index(str(v)) for v in labels])
+        features = est._embed(read)
+        head = est.backbone_.pretrained_head
+        source = None
+        if head is not None:
+            import torch
+
+            with torch.no_grad():
+                source = torch.softmax(head.float()(torch.from_numpy(features)), 1).numpy()
+        row: dict[str, Any] = {"model": name, "examples": len(labels), "dim": int(features.shape[1])}
+        for key, (fn, needs_source) in SCORES.items():
+            if needs_source:
+                row[key] = fn(source, y_idx) if source is not None else float("nan")
+            elif key == "linear_probe":
+                row[key] = fn(features, y_idx, seed=seed)
+            else:
+                row[key] = fn(features, y_idx)
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(row)
+    out = pd.DataFrame(rows).sort_values(score, ascending=False, na_position="last").reset_index(drop=True)
+    out.attrs["score"] = score
+    return out
