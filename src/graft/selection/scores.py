@@ -86,12 +86,12 @@ def nce(source_proba: np.ndarray, y: np.ndarray) -> float:
 def hscore(features: np.ndarray, y: np.ndarray) -> float:
     """``tr(cov(f)^-1 cov(E[f|y]))``, the covariance shrunk (Ledoit-Wolf) so that few examples in many dimensions
     stay well conditioned."""
-    from sklearn.covariance import LedoitWolf
+    from sklearn.covariance import ledoit_wolf
 
     f = np.asarray(features, np.float64)
     f = f - f.mean(0)
     y = np.asarray(y)
-    cov = LedoitWolf(assume_centered=True).fit(f).covariance_
+    cov, _ = ledoit_wolf(f, assume_centered=True)  # the shrunk covariance alone (no precision matrix)
     means = np.zeros_like(f)
     for c in np.unique(y):
         means[y == c] = f[y == c].mean(0)
