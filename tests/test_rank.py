@@ -63,3 +63,57 @@ def test_rank_orders_backbones_and_a_second_rank_reads_the_cache(helpers: Any, t
     assert ranking[0]["model"] == "efficientnet_lite0" and ranking[0]["examples"] == 24
     bad = CliRunner().invoke(app, ["rank", str(data), "--models", "efficientnet_lite0", "--score", "magic"])
     assert bad.exit_code == 2 and "score must be one of" in bad.output
+
+
+def test_lr_find_sweeps_a_copy_and_suggests_a_rate(helpers: Any, tmp_path: Path) -> None:
+    from graft.selection import lr_find
+
+    X, y = helpers.color_arrays(8, 2)
+    est = helpers.tiny_classifier("fine-tune")
+    result = lr_find(est, X, y, steps=30)
+    assert 5 <= len(result.lrs) <= 30 and result.lrs == sorted(result.lrs)
+    assert 1e-7 <= result.suggestion <= 1 and result.reason
+    assert result.plot(tmp_path / "lr.png").stat().st_size > 1000
+
+
+def test_the_range_test_trains_a_copy_and_leaves_the_model_alone() -> None:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from graft.training.lr_find import lr_range_test
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    X = torch.randn(64, 4)
+    y = (X[:, 0] > 0).long()
+    result = lr_range_test(
+        model,
+        list(model.parameters()),
+        TensorDataset(X, y),
+        lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]),
+        batch_size=16,
+        steps=60,
+    )
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert len(result.losses) == 60 and 1e-5 <= result.suggestion <= 0.5
+
+
+def test_lr_auto_runs_the_range_test_inside_fit() -> None:
+    import graft
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 8)), np.arange(120) % 2
+    X[y == 1, 0] += 3
+    clf = graft.EmbeddingClassifier(lr="auto", epochs=40, verbose=False).fit(X, y)
+    default = graft.EmbeddingClassifier(epochs=40, verbose=False).fit(X, y)
+    assert 1e-7 <= clf.lr_found_["suggestion"] <= 1 and clf.score(X, y) >= default.score(X, y) - 0.05
+
+
+def test_cli_lr_find(helpers: Any, tmp_path: Path) -> None:
+    data = helpers.write_class_folder(tmp_path / "data", n_classes=2, n_per_class=6)
+    args = ["lr-find", str(data), "-s", "feature-extraction", "-o", str(tmp_path / "lr.png"), "--steps", "20"]
+    result = CliRunner().invoke(app, [*args, "--json", "-m", "efficientnet_lite0"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["suggestion"] > 0 and (tmp_path / "lr.png").is_file()

@@ -17,6 +17,7 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app``."""
     app.command()(rank)
+    app.command("lr-find")(lr_find)
 
 
 def rank(
@@ -66,3 +67,44 @@ def rank(
     out.print(view)
     best = rows[0]
     out.print(f"recommended: {best['model']} ({score} {best[score]:.4f}); then `graft train {data} -m {best['model']}`")
+
+
+def lr_find(
+    data: Path = typer.Argument(..., help="Labelled training data, as for `graft train`."),
+    strategy: str = typer.Option("fine-tune", "--strategy", "-s", help="What trains: fine-tune, feature-extraction..."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Backbone (default efficientnet_lite0 / minilm)."),
+    output: Path = typer.Option(Path("lr_find.png"), "--output", "-o", help="The plot of loss against learning rate."),
+    steps: int = typer.Option(100, help="Training steps of the sweep (1e-7 to 1, exponentially)."),
+    batch_size: int = typer.Option(32, help="Examples per step."),
+    label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the suggestion and the curve as JSON."),
+) -> None:
+    """Sweep the learning rate over a short run on a copy of the model and suggest one (fastai's lr_find); use it
+    with `graft train --lr`, or let `lr="auto"` run it inside training.
+
+    Example: graft lr-find data/ants_bees --strategy fine-tune -o lr.png
+    """
+    from .commands.training import make_estimator, resolve_task
+    from .selection import lr_find as find
+
+    try:
+        task = resolve_task(data, "auto")
+        est = make_estimator(
+            task,
+            model,
+            strategy,
+            image={},
+            text={"label_column": label_column} if task == "text-classification" else {},
+            tabular={"label_column": label_column},
+            batch_size=batch_size,
+            verbose=False,
+        )
+        result = find(est, str(data), steps=steps)
+        result.plot(output)
+    except GraftError as e:
+        _fail(e)
+    if as_json:
+        _print_json({**result.to_dict(), "plot": str(output)})
+        return
+    out.print(f"suggested learning rate: {result.suggestion:.2e} ({result.reason}); plot: {output}", highlight=False)
+    out.print(f"train with it: graft train {data} -s {strategy} --lr {result.suggestion:.1e} -o RUN", highlight=False)

@@ -148,7 +148,7 @@ def check_settings(est: Any, strategy: Any) -> None:
         raise ConfigError(f"patience must be >= 1 epoch (or None); got {est.patience}.")
     TrainConfig(
         epochs=int(est.epochs if est.epochs is not None else strategy.default_epochs),
-        lr=float(est.lr if est.lr is not None else strategy.lr_for(est.modality)),
+        lr=float(est.lr if est.lr not in (None, "auto") else strategy.lr_for(est.modality)),
         batch_size=est.batch_size,
         grad_accum=est.grad_accum,
         precision=est.precision,

@@ -104,6 +104,14 @@ class FitContext:
 
     def lr(self) -> float:
         est = self.est
+        if est.lr == "auto":  # a range test on the training data, once per fit
+            if "lr_find" not in self.carry:
+                from .lr_find import range_test_on
+
+                found = range_test_on(est, self.strategy, self.task, self.classes, self.train)
+                est.lr_found_ = found.to_dict()
+                self.carry["lr_find"] = found.suggestion if np.isfinite(found.suggestion) else None
+            return float(self.carry["lr_find"] or self.strategy.lr_for(est.modality))
         return float(est.lr if est.lr is not None else self.strategy.lr_for(est.modality))
 
     def val_metrics_fn(self) -> Callable[..., dict[str, float]] | None:
