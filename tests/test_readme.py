@@ -75,6 +75,7 @@ def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers:
         "ants.onnx": str(root / "ants.onnx"),
         "preds.jsonl": str(root / "preds.jsonl"),
         "runs/": str(root / "runs") + "/",
+        "lr.png": str(root / "lr.png"),
     }
 
 
@@ -89,6 +90,8 @@ def _concrete(args: list[str], places: dict[str, str]) -> list[str]:
         out += ["--epochs", "1"]
         if places["path/to/images"] in out or places["source_images/"] in out:
             out += ["--image-size", "32"]
+    if args[0] == "lr-find":
+        out += ["--steps", "5"]
     if args[0] == "compare-adaptation":
         out += ["--epochs", "1", "--image-size", "32"]
     return out
