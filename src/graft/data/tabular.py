@@ -37,8 +37,14 @@ _LABEL_NAMES = ("label", "target", "class", "y", "default", "bad", "fraud", "is_
 
 def read_frame(source: Any, *, what: str) -> pd.DataFrame:
     """A DataFrame from a DataFrame, a dict of columns, or a CSV/TSV/Parquet/JSONL path."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(source):
+        raise DataError(f"{what}: sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame.")
     if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True)
+        out = source.reset_index(drop=True)
+        out.columns = [str(c) for c in out.columns]  # column names are strings throughout (0 and "0" alike)
+        return out
     if isinstance(source, Mapping):
         return pd.DataFrame(dict(source))
     if isinstance(source, (str, os.PathLike)):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FitData", "split_val", "prepare_run_dir", "process_state", "check_settings"]
+__all__ = ["FitData", "split_val", "prepare_run_dir", "process_state", "check_settings", "summarize_fit"]
 
 
 def split_val(val: Any) -> tuple[Any, Any]:
@@ -159,3 +159,22 @@ def check_settings(est: Any, strategy: Any) -> None:
 def plain(v: Any) -> Any:
     """A numpy scalar as its Python value (JSON-ready), anything else unchanged."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def summarize_fit(est: Any) -> dict[str, Any]:
+    """``est.training_summary()``: rows, best epoch and metrics, times, adaptation diagnostics, importance weights."""
+    adaptation = getattr(est, "adaptation_diagnostics_", None) if est.strategy_.adaptation else None
+    weights = getattr(est, "importance_weights_", None)
+    return {
+        "n_train": est.n_train_,
+        "n_val": est.n_val_,
+        "best_epoch": est.best_epoch_,
+        "best": est.best_metrics_,
+        "fit_seconds": round(est.fit_seconds_, 2),
+        "embed_seconds": round(getattr(est, "embed_seconds_", 0.0), 2),
+        **({"adaptation": adaptation} if adaptation is not None else {}),
+        **({"importance_weights": weights} if weights is not None else {}),
+        "val": None
+        if est.val_metrics_ is None
+        else {k: est.val_metrics_[k] for k in est.task_.summary_keys if k in est.val_metrics_},
+    }

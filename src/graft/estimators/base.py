@@ -28,7 +28,7 @@ from ..tasks.base import Task
 from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
-from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state
+from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state, summarize_fit
 
 __all__ = ["TransferEstimator", "FitData"]
 
@@ -255,7 +255,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
                 logits = self._predict_outputs(val_data)
             task.calibrate(logits, val_data.y)
             self.val_metrics_ = task.metrics(logits, val_data.y, classes)
-        self.fit_seconds_ = time.perf_counter() - t0
+        self.fit_seconds_, self.backend_used_ = time.perf_counter() - t0, "torch"
         if run_dir is not None and process_state(self.device).is_main_process:
             from ..evaluation.runs import write_run
 
@@ -327,20 +327,9 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         return write_bundle(path, *bundle_parts(self), overwrite=overwrite, in_place=in_place)
 
     def training_summary(self) -> dict[str, Any]:
+        """Rows, best epoch and metrics, times, adaptation diagnostics and importance weights of the fit."""
         self._check_fitted()
-        adaptation = getattr(self, "adaptation_diagnostics_", None) if self.strategy_.adaptation else None
-        return {
-            "n_train": self.n_train_,
-            "n_val": self.n_val_,
-            "best_epoch": self.best_epoch_,
-            "best": self.best_metrics_,
-            "fit_seconds": round(self.fit_seconds_, 2),
-            "embed_seconds": round(getattr(self, "embed_seconds_", 0.0), 2),
-            **({"adaptation": adaptation} if adaptation is not None else {}),
-            "val": None
-            if self.val_metrics_ is None
-            else {k: self.val_metrics_[k] for k in self.task_.summary_keys if k in self.val_metrics_},
-        }
+        return summarize_fit(self)
 
     def _verbose(self) -> bool:
         """``verbose``, or when it is ``None``, whether a person is watching (a terminal or a notebook)."""

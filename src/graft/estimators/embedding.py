@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..backbones.base import Backbone
+from ..data.labels import check_label_array
 from ..errors import DataError
 from ..strategies.base import Strategy
 from ..tasks.base import Task
@@ -39,6 +40,33 @@ class _Vectors:
 
     def subset(self, idx: Any) -> _Vectors:
         return _Vectors(self.X[list(idx)])
+
+
+def _vectors(X: Any, what: str) -> np.ndarray:
+    """``X`` as a float32 matrix ``(N, F)``, or a :class:`DataError` saying what is wrong with it."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise DataError(f"{what}: sparse input is not supported; pass a dense array (X.toarray()).")
+    try:
+        raw = np.asarray(X)
+        if raw.dtype.kind == "c":
+            raise DataError(f"{what}: Complex data not supported; pass real-valued feature vectors.")
+        arr = raw.astype(np.float32)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{what} must be numeric vectors (N, F); could not convert it ({e}).") from None
+    if arr.ndim != 2:
+        raise DataError(
+            f"{what} must be a 2-D array of feature vectors (N, F); got shape {arr.shape}. Reshape your data: "
+            "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample."
+        )
+    if arr.shape[1] == 0:
+        raise DataError(f"{what}: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if len(arr) == 0:
+        raise DataError(f"{what}: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    return arr
 
 
 class EmbeddingClassifier(TransferEstimator):
@@ -114,28 +142,28 @@ class EmbeddingClassifier(TransferEstimator):
         return SingleLabel()
 
     def _read_fit_data(self, X: Any, y: Any, val: Any) -> tuple[Any, Any, Any, Any]:
+        if y is None:
+            raise DataError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None: pass the labels."
+            )
         Xva, yva = split_val(val)
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
-        try:
-            arr = np.asarray(X, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise DataError(f"{what} must be numeric vectors (N, F); could not convert it ({e}).") from None
-        if arr.ndim != 2 or len(arr) == 0:
-            raise DataError(f"{what} must be a 2-D array of feature vectors (N, F); got shape {arr.shape}.")
+        arr = _vectors(X, what)
         bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
         if len(bad):
             raise DataError(f"{what} has NaN or infinite values in rows {bad[:10].tolist()}; impute or drop them.")
         if self.backbone_.feature_dim == 0:
             self.backbone_.feature_dim = arr.shape[1]
         elif arr.shape[1] != self.backbone_.feature_dim:
-            raise DataError(f"{what} has {arr.shape[1]} features; the model expects {self.backbone_.feature_dim}.")
-        labels = None
-        if y is not None:
-            labels = [v.item() if isinstance(v, np.generic) else v for v in np.asarray(y).tolist()]
-            if len(labels) != len(arr):
-                raise DataError(f"{what}: {len(arr)} rows but {len(labels)} labels.")
+            raise DataError(
+                f"{what}: X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.backbone_.feature_dim} features as input."
+            )
+        if what == "training data" and len(arr) < 2:
+            raise DataError(f"{what} has 1 sample; training needs at least 2 rows (of 2 or more classes).")
+        labels = None if y is None else check_label_array(y, len(arr), what)
         hashes = [hashlib.blake2b(r.tobytes(), digest_size=16).hexdigest() for r in arr]
         return FitData(_Vectors(arr), None, hashes, [f"row {i}" for i in range(len(arr))]), labels
 
@@ -157,11 +185,11 @@ class EmbeddingClassifier(TransferEstimator):
             yield list(range(s, s + len(chunk))), torch.from_numpy(X[chunk].astype(np.float32))
 
     def fit(self, X: Any, y: Any = None, **kwargs: Any) -> EmbeddingClassifier:  # type: ignore[override]
-        arr = np.asarray(X, dtype=np.float32) if not isinstance(X, (str, Path)) else None
-        if arr is not None and arr.ndim == 2 and len(arr):
-            self.mean_ = arr.mean(axis=0)
-            self.scale_ = np.where(arr.std(axis=0) > 1e-12, arr.std(axis=0), 1.0).astype(np.float32)
-        super().fit(X, y, **kwargs)
+        arr = _vectors(X, "training data")
+        self.mean_ = arr.mean(axis=0)
+        self.scale_ = np.where(arr.std(axis=0) > 1e-12, arr.std(axis=0), 1.0).astype(np.float32)
+        super().fit(arr, y, **kwargs)
+        self.n_features_in_ = arr.shape[1]
         return self
 
     def _bundle_extra(self) -> dict[str, Any]:

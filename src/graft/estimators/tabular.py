@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ..backbones.base import Backbone
 from ..backbones.tabular import TABULAR_ARCHITECTURES, build_tabular
+from ..data.labels import check_label_array
 from ..data.tabular import TableSchema, label_column_of, read_frame
 from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy, resolve_strategy
@@ -61,6 +63,31 @@ class _RowSet(Dataset):
             other = self.X[int(self.rng.integers(len(self.X)))]
             return (x, torch.where(mask, other, x)), 0
         return x, int(self.y[i]) if self.y is not None else 0
+
+
+def _array_frame(X: Any, what: str) -> pd.DataFrame:
+    """An array-like table (numbers or objects) as a DataFrame with columns ``x0, x1, ...``."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise DataError(f"{what}: sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame.")
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what} must be a table (N rows, F columns); could not read it ({e}).") from None
+    if arr.dtype.kind == "c":
+        raise DataError(f"{what}: Complex data not supported; pass real numbers or categories.")
+    if arr.ndim != 2:
+        raise DataError(
+            f"{what} must be a table (N rows, F columns); got an array of shape {arr.shape}. Reshape your data: "
+            "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample."
+        )
+    if arr.shape[1] == 0:
+        raise DataError(f"{what}: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if arr.dtype.kind == "f" and np.isinf(arr).any():
+        row, col = (int(v[0]) for v in np.nonzero(np.isinf(arr)))
+        raise DataError(f"{what}: row {row}, column x{col} is infinite; use a finite number or leave it missing (NaN).")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]).infer_objects()
 
 
 class TabularClassifier(TransferEstimator):
@@ -106,7 +133,7 @@ class TabularClassifier(TransferEstimator):
         column_kinds: Mapping[str, str] | None = None,
         drop_columns: Sequence[str] = (),
         column_map: Mapping[str, str] | None = None,
-        class_weight: str | None = None,
+        class_weight: str | dict[Any, float] | None = None,
         focal_gamma: float = 0.0,
         calibration: str | None = None,
         cost: Sequence[float] | None = None,
@@ -228,19 +255,29 @@ class TabularClassifier(TransferEstimator):
     # ------------------------------------------------------------------ reading
     def _frame(self, X: Any, y: Any, what: str) -> tuple[pd.DataFrame, Any, str | None]:
         """The feature table, its labels (``None`` for unlabelled inputs) and the label column's name."""
-        if isinstance(X, np.ndarray):
-            if X.ndim != 2:
-                raise DataError(f"{what} must be a table (N rows, F columns); got an array of shape {X.shape}.")
-            df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
-        else:
+        import scipy.sparse
+
+        if not scipy.sparse.issparse(X) and isinstance(X, (pd.DataFrame, str, os.PathLike, Mapping)):
             df = read_frame(X, what=what)
+        else:  # an array-like: numbered columns x0, x1, ...
+            df = _array_frame(X, what)
+            if y is None and what == "training data":
+                raise DataError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None: an array has no label "
+                    "column; pass the labels as y."
+                )
+            expected = getattr(self, "n_features_in_", None)
+            if expected is not None and what != "training data" and df.shape[1] != expected:
+                raise DataError(
+                    f"{what}: X has {df.shape[1]} features, but {type(self).__name__} is expecting {expected} features "
+                    "as input."
+                )
         if df.empty:
-            raise DataError(f"{what} has no rows.")
+            raise DataError(f"{what}: 0 sample(s) (shape={df.shape}) while a minimum of 1 is required.")
+        if what == "training data" and len(df) < 2:
+            raise DataError(f"{what} has 1 sample; training needs at least 2 rows (of 2 or more classes).")
         if y is not None:
-            y = np.asarray(y).tolist()
-            if len(y) != len(df):
-                raise DataError(f"{what}: {len(df)} rows but {len(y)} labels.")
-            return df, y, None
+            return df, check_label_array(y, len(df), what), None
         if what == "input" or what == "target data":
             return df, None, None
         label = label_column_of(df, self.label_column or (self.schema_.label if self.schema_ else None), what=what)
@@ -272,6 +309,15 @@ class TabularClassifier(TransferEstimator):
                 spec["hidden"] = [int(h) for h in self.hidden]
             self.backbone_ = build_tabular(spec)
         return X, y, Xva, yva
+
+    def fit(self, X: Any, y: Any = None, **kwargs: Any) -> TabularClassifier:  # type: ignore[override]
+        self.__dict__.pop("n_features_in_", None)
+        super().fit(X, y, **kwargs)
+        if not isinstance(X, (pd.DataFrame, str, os.PathLike, Mapping)):
+            self.n_features_in_ = int(np.asarray(X).shape[1])
+        else:
+            self.n_features_in_ = len(self.schema_.columns) + len(self.schema_.dropped)  # type: ignore[union-attr]
+        return self
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         assert self.schema_ is not None

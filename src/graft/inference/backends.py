@@ -153,7 +153,8 @@ def runner_for(est: Any, module: nn.Module, data: Any, rows: Any) -> Runner | No
     """The runner of ``est.backend`` for the frozen ``module`` of a fitted estimator, made once per module (the
     first batch of ``rows`` of ``data`` is the example); sets ``est.backend_used_``."""
     if est.backend == "torch" or len(rows) == 0:
-        est.backend_used_ = "torch"
+        if est.__dict__.get("backend_used_") != "torch":  # set once: predicting leaves the estimator as it was
+            est.backend_used_ = "torch"
         return None
     runners = est.__dict__.setdefault("_runners", {})
     if id(module) not in runners:

@@ -100,17 +100,17 @@ def hscore(features: np.ndarray, y: np.ndarray) -> float:
 
 
 def linear_probe(features: np.ndarray, y: np.ndarray, *, seed: int = 0) -> float:
-    """Accuracy of a logistic regression on a stratified held-out quarter (5 folds when the data is small)."""
+    """Mean held-out accuracy of a logistic regression over 3 stratified folds (fewer when a class is smaller)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     y = np.asarray(y)
-    folds = int(min(5, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
+    folds = int(min(3, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
     if folds < 2:
         return float("nan")
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, tol=1e-3, max_iter=500))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return float(cross_val_score(model, features, y, cv=cv).mean())
 

@@ -70,7 +70,8 @@ class ClassDecision(SingleLabel):
     """Softmax classification with an imbalance-aware loss and, for two classes, a tuned decision.
 
     Args:
-        class_weight: ``"balanced"`` weighs each class's loss by ``n / (classes * count)`` of the training data.
+        class_weight: ``"balanced"`` weighs each class's loss by ``n / (classes * count)`` of the training data; a
+            dict ``{class: weight}`` gives the weights (classes not in it: 1).
         focal_gamma: > 0 uses the focal loss (Lin et al., 2017) with this focusing parameter.
         calibration: ``"platt"`` or ``"isotonic"`` maps validation scores to calibrated probabilities (two classes).
         cost: ``(cost of a false positive, cost of a false negative)``: the threshold minimises the expected cost on
@@ -87,7 +88,7 @@ class ClassDecision(SingleLabel):
     def __init__(
         self,
         *,
-        class_weight: str | None = None,
+        class_weight: str | dict[Any, float] | None = None,
         focal_gamma: float = 0.0,
         calibration: str | None = None,
         cost: Sequence[float] | None = None,
@@ -95,8 +96,10 @@ class ClassDecision(SingleLabel):
         target_precision: float | None = None,
         positive: Any = None,
     ) -> None:
-        if class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight must be None or 'balanced'; got {class_weight!r}.")
+        if class_weight is not None and class_weight != "balanced" and not isinstance(class_weight, dict):
+            raise ConfigError(
+                f"class_weight must be None, 'balanced' or a dict {{class: weight}}; got {class_weight!r}."
+            )
         if calibration not in _CALIBRATIONS:
             raise ConfigError(f"calibration must be one of None, 'platt', 'isotonic'; got {calibration!r}.")
         if cost is not None and (len(cost) != 2 or min(cost) < 0 or max(cost) <= 0):
@@ -124,6 +127,9 @@ class ClassDecision(SingleLabel):
         counts = np.asarray([sum(label_key(v) == k for v in train_labels) for k in keys], float)
         if self.class_weight == "balanced":
             self.weights = (counts.sum() / (len(classes) * np.maximum(counts, 1))).tolist()
+        elif isinstance(self.class_weight, dict):
+            given = {label_key(k): float(v) for k, v in self.class_weight.items()}
+            self.weights = [given.get(k, 1.0) for k in keys]
         if len(classes) == 2:
             if self.positive is not None:
                 if label_key(self.positive) not in keys:
@@ -136,6 +142,8 @@ class ClassDecision(SingleLabel):
             rate = counts[self.positive_index] / counts.sum()
             # rare positives: average precision tells models apart where accuracy cannot
             self.monitor = "val_pr_auc" if rate < 0.1 else "val_roc_auc"  # type: ignore[misc]
+        if isinstance(self.class_weight, dict):  # the user's weights say what an error costs: pick epochs by them
+            self.monitor = "val_weighted_loss"  # type: ignore[misc]
         return classes
 
     # -- training -----------------------------------------------------------------------------------------------
@@ -158,6 +166,11 @@ class ClassDecision(SingleLabel):
 
     def epoch_metrics(self, logits: torch.Tensor, y: Any, classes: np.ndarray) -> dict[str, float]:
         out = super().epoch_metrics(logits, y, classes)
+        if self.weights is not None:
+            w = torch.tensor(self.weights, dtype=torch.float32)
+            out["val_weighted_loss"] = float(
+                F.cross_entropy(torch.as_tensor(logits).float(), torch.as_tensor(y), weight=w)
+            )
         if len(classes) == 2:
             from sklearn import metrics as skm
 

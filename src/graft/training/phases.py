@@ -140,7 +140,10 @@ def _run_head(phase: HeadPhase, ctx: FitContext) -> LoopResult:
     f_train, y_train, _ = ctx.features("train", WARMUP_ROWS if phase.warmup else None)
     epochs, lr = (HEAD_EPOCHS, HEAD_LR) if phase.warmup else (ctx.epochs(), ctx.lr())
     config = ctx.config(head=True, epochs=epochs, lr=lr)
-    config.batch_size = max(config.batch_size, -(-len(f_train) // 500))
+    # between 20 and 500 steps an epoch: few examples in big batches would leave a linear head under-trained (240
+    # rows in batches of 64 reach 0.65 training accuracy on separable blobs in 30 epochs, batches of 12 reach 0.9+)
+    n = len(f_train)
+    config.batch_size = max(min(config.batch_size, -(-n // 20)), min(8, n), -(-n // 500))
     evaluate = None
     if ctx.val is not None:
         fv, yv, lengths = ctx.features("val")
