@@ -68,11 +68,71 @@ def prepare_run_dir(
         raise ConfigError(f"Nothing to resume in '{run}': it has no checkpoints/. Start the run without resume.")
     state = process_state(device)
     if state.is_main_process:
+        _check_lock(run)
         if run.exists() and any(run.iterdir()) and not resume:
             shutil.rmtree(run)
         run.mkdir(parents=True, exist_ok=True)
+        _take_lock(run)
     state.wait_for_everyone()
     return run
+
+
+LOCK = ".graft.lock"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _check_lock(run: Path) -> None:
+    """Refuse a run directory another live process is training into (a stale lock of a killed run is taken over)."""
+    import os
+    import socket
+
+    lock = run / LOCK
+    try:
+        owner = lock.read_text().split()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        owner = []
+    if len(owner) >= 2 and owner[1] == socket.gethostname() and owner[0].isdigit():
+        pid = int(owner[0])
+        if pid != os.getpid() and _alive(pid):
+            raise ConfigError(
+                f"another graft process (pid {pid}) is training into '{run}'. Wait for it to finish, stop it, or "
+                "choose another output directory."
+            )
+
+
+def _take_lock(run: Path) -> None:
+    import atexit
+    import os
+    import socket
+
+    lock = run / LOCK
+    lock.write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    atexit.register(release_lock, run)
+
+
+def release_lock(run: Path) -> None:
+    """Remove this process's lock of ``run`` (at the end of a fit, and at exit after a failure)."""
+    import os
+
+    lock = run / LOCK
+    try:
+        if lock.read_text().split()[0] == str(os.getpid()):
+            lock.unlink()
+    except (OSError, IndexError):
+        pass
 
 
 class _SingleProcess:

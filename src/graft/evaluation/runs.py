@@ -14,7 +14,10 @@ def write_run(est: Any, run_dir: Path) -> None:
     from .plots import plot_confusion_matrix, plot_history
     from .report import write_html_report
 
+    from ..estimators._fitting import release_lock
+
     est.save(run_dir)
+    release_lock(run_dir)
     metrics = est.val_metrics_
     images: dict[str, Path] = {}
     if metrics is not None and "confusion_matrix" in metrics:

@@ -8,6 +8,7 @@ Phases read the strategy's typed settings and never look at its name.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -142,8 +143,10 @@ def _run_head(phase: HeadPhase, ctx: FitContext) -> LoopResult:
     config = ctx.config(head=True, epochs=epochs, lr=lr)
     # between 20 and 500 steps an epoch: few examples in big batches would leave a linear head under-trained (240
     # rows in batches of 64 reach 0.65 training accuracy on separable blobs in 30 epochs, batches of 12 reach 0.9+)
-    n = len(f_train)
-    config.batch_size = max(min(config.batch_size, -(-n // 20)), min(8, n), -(-n // 500))
+    # (the rule applies to the global batch: several processes split it, and must step as one process would)
+    n, world = len(f_train), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    global_batch = max(min(config.batch_size * world, -(-n // 20)), min(8, n), -(-n // 500))
+    config.batch_size = max(1, global_batch // world)
     evaluate = None
     if ctx.val is not None:
         fv, yv, lengths = ctx.features("val")
