@@ -11,10 +11,9 @@ __all__ = ["write_run"]
 def write_run(est: Any, run_dir: Path) -> None:
     """Write the fitted ``est`` as a bundle into ``run_dir``, with ``history.png``, ``confusion_matrix.png`` (single-
     label tasks) and ``report.html`` (when there was a validation split)."""
+    from ..estimators._fitting import release_lock
     from .plots import plot_confusion_matrix, plot_history
     from .report import write_html_report
-
-    from ..estimators._fitting import release_lock
 
     est.save(run_dir)
     release_lock(run_dir)
