@@ -206,7 +206,17 @@ def density_ratio(
     return w / max(w.mean(), 1e-12)
 
 
-class ImportanceWeighting(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class _Wrapper(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """A wrapper whose fitted ``estimator_`` predicts the rows as they are."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict(_matrix(X, "X"))  # type: ignore[attr-defined, no-any-return]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict_proba(_matrix(X, "X"))  # type: ignore[attr-defined, no-any-return]
+
+
+class ImportanceWeighting(_Wrapper):
     """Fit ``estimator`` on the source rows weighted by the estimated density ratio target / source.
 
     Args:
@@ -251,12 +261,6 @@ class ImportanceWeighting(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self.estimator_.predict(_matrix(X, "X"))
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self.estimator_.predict_proba(_matrix(X, "X"))
-
 
 def _sqrtm(C: np.ndarray, inverse: bool = False) -> np.ndarray:
     vals, vecs = np.linalg.eigh(C)
@@ -264,7 +268,7 @@ def _sqrtm(C: np.ndarray, inverse: bool = False) -> np.ndarray:
     return (vecs * (vals ** (-0.5 if inverse else 0.5))) @ vecs.T
 
 
-class CORAL(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class CORAL(_Wrapper):
     """Fit ``estimator`` on source features whitened with the source covariance and re-coloured with the target's
     (both regularised by ``+ I``, as in the paper); target rows are predicted as they are."""
 
@@ -282,12 +286,6 @@ class CORAL(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator).fit((Xs - mean_s) @ self.transform_ + Xt.mean(0), y)
         self.classes_ = self.estimator_.classes_
         return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.estimator_.predict(_matrix(X, "X"))
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self.estimator_.predict_proba(_matrix(X, "X"))
 
 
 class TrAdaBoost(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..backbones.base import Backbone
+from ..data.arrays import dense_2d
 from ..data.labels import check_label_array
 from ..errors import DataError
 from ..strategies.base import Strategy
@@ -44,29 +45,11 @@ class _Vectors:
 
 def _vectors(X: Any, what: str) -> np.ndarray:
     """``X`` as a float32 matrix ``(N, F)``, or a :class:`DataError` saying what is wrong with it."""
-    import scipy.sparse
-
-    if scipy.sparse.issparse(X):
-        raise DataError(f"{what}: sparse input is not supported; pass a dense array (X.toarray()).")
+    arr = dense_2d(X, what, shape="a 2-D array of feature vectors (N, F)")
     try:
-        raw = np.asarray(X)
-        if raw.dtype.kind == "c":
-            raise DataError(f"{what}: Complex data not supported; pass real-valued feature vectors.")
-        arr = raw.astype(np.float32)
+        return arr.astype(np.float32)
     except (TypeError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
         raise DataError(f"{what} must be numeric vectors (N, F); could not convert it ({e}).") from None
-    if arr.ndim != 2:
-        raise DataError(
-            f"{what} must be a 2-D array of feature vectors (N, F); got shape {arr.shape}. Reshape your data: "
-            "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample."
-        )
-    if arr.shape[1] == 0:
-        raise DataError(f"{what}: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
-    if len(arr) == 0:
-        raise DataError(f"{what}: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
-    return arr
 
 
 class EmbeddingClassifier(TransferEstimator):

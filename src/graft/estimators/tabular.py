@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ..backbones.base import Backbone
 from ..backbones.tabular import TABULAR_ARCHITECTURES, build_tabular
+from ..data.arrays import dense_2d
 from ..data.labels import check_label_array
 from ..data.tabular import TableSchema, label_column_of, read_frame
 from ..errors import ConfigError, DataError
@@ -67,23 +68,7 @@ class _RowSet(Dataset):
 
 def _array_frame(X: Any, what: str) -> pd.DataFrame:
     """An array-like table (numbers or objects) as a DataFrame with columns ``x0, x1, ...``."""
-    import scipy.sparse
-
-    if scipy.sparse.issparse(X):
-        raise DataError(f"{what}: sparse input is not supported; pass a dense array (X.toarray()) or a DataFrame.")
-    try:
-        arr = np.asarray(X)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{what} must be a table (N rows, F columns); could not read it ({e}).") from None
-    if arr.dtype.kind == "c":
-        raise DataError(f"{what}: Complex data not supported; pass real numbers or categories.")
-    if arr.ndim != 2:
-        raise DataError(
-            f"{what} must be a table (N rows, F columns); got an array of shape {arr.shape}. Reshape your data: "
-            "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample."
-        )
-    if arr.shape[1] == 0:
-        raise DataError(f"{what}: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    arr = dense_2d(X, what, shape="a table (N rows, F columns)", dense="a dense array (X.toarray()) or a DataFrame")
     if arr.dtype.kind == "f" and np.isinf(arr).any():
         row, col = (int(v[0]) for v in np.nonzero(np.isinf(arr)))
         raise DataError(f"{what}: row {row}, column x{col} is infinite; use a finite number or leave it missing (NaN).")

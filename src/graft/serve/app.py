@@ -231,13 +231,9 @@ async def _read_inputs(request: Any, modality: str, cfg: ServeConfig, columns: d
         raise _Reject(400, f"the body is not JSON ({e}); send {example}.") from None
     if modality == "tabular":
         return _rows_of(payload, cfg, columns)
-    if not isinstance(payload, dict) or ("texts" not in payload and "text" not in payload):
-        raise _Reject(422, 'send a JSON object {"texts": ["...", ...]} or {"text": "..."}.')
-    texts = payload.get("texts", [payload.get("text")])
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise _Reject(422, '"texts" must be a non-empty list of strings.')
-    if len(texts) > cfg.max_items:
-        raise _Reject(413, f"{len(texts)} texts in one request; the limit is {cfg.max_items}.")
+    texts = _listed(
+        payload, "texts", "text", str, "strings", '{"texts": ["...", ...]} or {"text": "..."}', cfg.max_items
+    )
     for i, t in enumerate(texts):
         if not t.strip():
             raise _Reject(422, f"text {i} is empty.")
@@ -246,16 +242,23 @@ async def _read_inputs(request: Any, modality: str, cfg: ServeConfig, columns: d
     return texts
 
 
+def _listed(payload: Any, plural: str, single: str, kind: type, what: str, example: str, limit: int) -> list[Any]:
+    """``payload[plural]`` (a non-empty list of ``kind``, at most ``limit``) or ``[payload[single]]``."""
+    if not isinstance(payload, dict) or (plural not in payload and single not in payload):
+        raise _Reject(422, f"send a JSON object {example}.")
+    items = payload.get(plural, [payload.get(single)])
+    if not isinstance(items, list) or not items or not all(isinstance(v, kind) for v in items):
+        raise _Reject(422, f'"{plural}" must be a non-empty list of {what}.')
+    if len(items) > limit:
+        raise _Reject(413, f"{len(items)} {plural} in one request; the limit is {limit}.")
+    return items
+
+
 def _rows_of(payload: Any, cfg: ServeConfig, columns: dict[str, str]) -> list[dict[str, Any]]:
     """The table rows of a request: ``{"rows": [{column: value}, ...]}`` or ``{"row": {...}}``, each with every
     column the model reads (``null`` for a missing value), numbers where the model reads numbers."""
-    if not isinstance(payload, dict) or ("rows" not in payload and "row" not in payload):
-        raise _Reject(422, 'send a JSON object {"rows": [{"column": value, ...}, ...]} or {"row": {...}}.')
-    rows = payload.get("rows", [payload.get("row")])
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise _Reject(422, '"rows" must be a non-empty list of objects {"column": value}.')
-    if len(rows) > cfg.max_items:
-        raise _Reject(413, f"{len(rows)} rows in one request; the limit is {cfg.max_items}.")
+    example = '{"rows": [{"column": value, ...}, ...]} or {"row": {...}}'
+    rows = _listed(payload, "rows", "row", dict, 'objects {"column": value}', example, cfg.max_items)
     for i, r in enumerate(rows):
         missing = [c for c in columns if c not in r]
         if missing:
