@@ -9,6 +9,7 @@ expected calibration error, and precision, recall and cost at the threshold.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -124,7 +125,8 @@ class ClassDecision(SingleLabel):
     ) -> np.ndarray:
         classes = super().label_space(train_labels, val_labels, noun=noun)
         keys = [label_key(c) for c in classes]
-        counts = np.asarray([sum(label_key(v) == k for v in train_labels) for k in keys], float)
+        seen = Counter(label_key(v) for v in train_labels)  # one pass, however many classes
+        counts = np.asarray([seen[k] for k in keys], float)
         if self.class_weight == "balanced":
             self.weights = (counts.sum() / (len(classes) * np.maximum(counts, 1))).tolist()
         elif isinstance(self.class_weight, dict):
