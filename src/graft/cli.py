@@ -149,7 +149,27 @@ def train(
     cost: str | None = typer.Option(
         None, help="Tables, two classes: FP,FN costs; the threshold minimises expected cost (credit: --cost 1,5)."
     ),
-    class_weight: str | None = typer.Option(None, help="Tables: 'balanced' weighs the loss by class frequency."),
+    class_weight: str | None = typer.Option(
+        None, help="Tables, images: 'balanced' weighs the loss by inverse class frequency."
+    ),
+    sampler: str | None = typer.Option(None, help="Images: 'balanced' draws each class about equally often."),
+    group_column: str | None = typer.Option(
+        None,
+        help="Images from a CSV: the column of patient/study IDs; validation keeps each group whole and evaluation "
+        "refuses groups seen in training (default: a column named patient_id, patient, subject_id, study_id, ...).",
+    ),
+    clinical: bool | None = typer.Option(
+        None,
+        "--clinical/--no-clinical",
+        help="Images: per-class AUROC with bootstrap 95% CIs, sensitivity/specificity/PPV/NPV at a threshold chosen "
+        "on validation (default: on with --group-column, --ordinal, --operating-point, --class-weight, --sampler).",
+    ),
+    operating_point: str | None = typer.Option(
+        None, help="Images, clinical metrics: 'youden' or a target sensitivity such as 0.95."
+    ),
+    ordinal: bool = typer.Option(
+        False, "--ordinal", metavar="", help="Images: the sorted classes are grades (soft ordinal labels, kappa)."
+    ),
     calibration: str | None = typer.Option(None, help="Tables, two classes: platt or isotonic, fitted on validation."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the training summary as JSON."),
 ) -> None:
@@ -180,7 +200,17 @@ def train(
             strategy,
             deep=deep,
             strategy_params=parse_set(set_params or []),
-            image=dict(augment=augment, skip_invalid=skip_invalid, image_size=image_size),
+            image=dict(
+                augment=augment,
+                skip_invalid=skip_invalid,
+                image_size=image_size,
+                group_column=group_column,
+                clinical=clinical,
+                operating_point=_operating_point(operating_point),
+                ordinal=ordinal,
+                class_weight=class_weight,
+                sampler=sampler,
+            ),
             text=dict(
                 max_length=max_length,
                 text_column=text_column,
@@ -237,6 +267,17 @@ def train(
         out.print(f"read {read} (choose others with --text-column, --text-pair-column, --label-column)")
     what = {"image": "IMAGE", "tabular": "TABLE"}.get(clf.modality, '--text "..."')
     out.print(f"bundle: {output}/  (graft evaluate {output} DATA, graft predict {output} {what})")
+
+
+def _operating_point(value: str | None) -> str | float | None:
+    if value is None or value.strip().lower() == "youden":
+        return None if value is None else "youden"
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"--operating-point takes 'youden' or a target sensitivity such as 0.95; got '{value}'."
+        ) from None
 
 
 def _pair(value: str | None, flag: str) -> tuple[float, float] | None:

@@ -12,10 +12,10 @@ from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
 from graft.errors import DataError, did_you_mean
 
-__all__ = ["IMAGE_EXTENSIONS", "find_splits", "list_images"]
+__all__ = ["GROUP_COLUMNS", "IMAGE_EXTENSIONS", "find_groups", "find_splits", "list_images"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".dcm", ".dicom"}
 )
 """File extensions (lower-case, with the dot) that folder scans treat as images."""
 
@@ -27,6 +27,11 @@ _LABEL_COLUMNS = ("label", "class", "target", "y", "category")
 
 
 _SPLIT_COLUMNS = ("split",)
+
+
+GROUP_COLUMNS: tuple[str, ...] = ("group", "patient_id", "patient", "subject_id", "subject", "study_id", "study")
+"""CSV columns (case-insensitive, first found) read as the group of each image when no group column is named: all
+images of a group stay in one split, and evaluation refuses test groups seen in training."""
 
 
 _LAYOUT_HINT = "Give a folder of class sub-folders (root/<class>/*.jpg) or a CSV of path,label."
@@ -64,7 +69,7 @@ def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list
     if root.is_file():
         if root.suffix.lower() not in {".csv", ".tsv", ".txt"}:
             raise DataError(f"'{path}' is a file but not a CSV (it ends in '{root.suffix}'). {_LAYOUT_HINT}")
-        return _read_csv(root, str(path))
+        return _read_csv(root, str(path))[0]
     split_dirs = _split_dirs(root)
     if split_dirs:
         if "train" not in split_dirs:
@@ -143,8 +148,11 @@ def _pick_column(columns: dict[str, str], candidates: Sequence[str]) -> str | No
     return None
 
 
-def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str]]]:
-    """Read a ``path,label[,split]`` CSV into per-split lists."""
+def _read_csv(
+    csv_path: Path, shown: str, group_column: str | None = None
+) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, list[str]] | None, str | None]:
+    """Read a ``path,label[,split]`` CSV into per-split lists, and the group (patient) of each row when the CSV has
+    ``group_column`` or, without one given, a column named like a patient or study ID (:data:`GROUP_COLUMNS`)."""
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -169,12 +177,25 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
             f"one of {', '.join(wanted)} (the first row must be a header)."
         )
     split_col = _pick_column(columns, _SPLIT_COLUMNS)
+    if group_column is not None:
+        group_col = columns.get(group_column.strip().lower())
+        if group_col is None:
+            found = ", ".join(f"'{c.strip()}'" for c in header)
+            raise DataError(
+                f"CSV '{shown}' has no group column '{group_column}'; columns found: {found}."
+                f"{did_you_mean(group_column.strip().lower(), columns)} Give the column that holds the patient or "
+                "study ID of each image."
+            )
+    else:
+        group_col = _pick_column(columns, GROUP_COLUMNS)
     index = {name.strip(): i for i, name in reversed(list(enumerate(header)))}
     path_i, label_i = index[path_col], index[label_col]
     split_i = None if split_col is None else index[split_col]
+    group_i = None if group_col is None else index[group_col]
     base = csv_path.parent
 
     out: dict[str, tuple[list[str], list[str]]] = {}
+    groups: dict[str, list[str]] = {}
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
@@ -203,6 +224,8 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
         paths, labels = out.setdefault(split, ([], []))
         paths.append(str(resolved))
         labels.append(label)
+        if group_i is not None:
+            groups.setdefault(split, []).append(cell(group_i, f"'{group_col}' (group)"))
     if not out:
         raise DataError(f"CSV '{shown}' has a header but no rows. Add one 'path,label' row per image.")
     if "train" not in out:
@@ -210,7 +233,36 @@ def _read_csv(csv_path: Path, shown: str) -> dict[str, tuple[list[str], list[str
             f"CSV '{shown}' has no rows with split 'train' (found: {', '.join(out)}). "
             "Mark the training rows with split=train."
         )
-    return {name: out[name] for name in _SPLIT_ORDER if name in out}
+    ordered = {name: out[name] for name in _SPLIT_ORDER if name in out}
+    return ordered, (None if group_i is None else groups), group_col
+
+
+def find_groups(
+    path: str | os.PathLike[str], group_column: str | None = None
+) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The group (patient, study) of each image of a CSV, per split, in :func:`find_splits` order.
+
+    Args:
+        path: a CSV (folders carry no groups: ``(None, None)``).
+        group_column: the column of group IDs; ``None`` takes the first column named one of :data:`GROUP_COLUMNS`
+            (case-insensitive), if any.
+
+    Returns:
+        ``({split: groups}, column name)``, or ``(None, None)`` when there is no group column.
+
+    Raises:
+        DataError: ``group_column`` is given but the CSV has no such column, or a row's group cell is empty.
+    """
+    root = Path(path)
+    if not (root.is_file() and root.suffix.lower() in {".csv", ".tsv", ".txt"}):
+        if group_column is not None:
+            raise DataError(
+                f"group_column='{group_column}' needs a CSV of path,label,{group_column}; '{path}' is not a CSV. "
+                "Write one row per image with its group (patient) ID."
+            )
+        return None, None
+    _, groups, column = _read_csv(root, str(path), group_column)
+    return groups, column
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[str]:

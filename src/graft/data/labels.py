@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["check_labels", "stratified_split"]
+__all__ = ["check_labels", "stratified_group_split", "stratified_split"]
 
 _MAX_LISTED = 20
 
@@ -114,6 +114,48 @@ def stratified_split(
         val.extend(idx[j] for j in order[:n_val])
         train.extend(idx[j] for j in order[n_val:])
     return sorted(train), sorted(val)
+
+
+def stratified_group_split(
+    labels: Sequence[str], groups: Sequence[str], fraction: float, seed: int, *, noun: str = "examples"
+) -> tuple[list[int], list[int]]:
+    """Split indices into train and validation parts so that no group (patient, study) is in both.
+
+    Classes are balanced across the parts as far as whole groups allow (scikit-learn's ``StratifiedGroupKFold``
+    with ``round(1 / fraction)`` folds, seeded; the first fold is validation).
+
+    Args:
+        labels: One label per item.
+        groups: One group ID per item.
+        fraction: Share to hold out, strictly between 0 and 1.
+        seed: Random seed.
+
+    Returns:
+        ``(train_idx, val_idx)``, each sorted ascending, sharing no group.
+
+    Raises:
+        DataError: ``fraction`` is not in (0, 1), or there are fewer than 2 groups.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
+        raise DataError(f"The validation fraction must be between 0 and 1 (exclusive); got {fraction!r}.")
+    if len(groups) != len(labels):
+        raise DataError(f"{len(groups)} group IDs for {len(labels)} {noun}: give one group per item.")
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise DataError(
+            f"Cannot hold out a validation split by group: all {len(labels)} {noun} belong to one group. Give a "
+            "separate validation set, or check the group column."
+        )
+    folds = min(n_groups, max(2, round(1.0 / fraction)))
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    import warnings
+
+    with warnings.catch_warnings():  # "the least populated class has only k members": expected with few groups
+        warnings.simplefilter("ignore", UserWarning)
+        train, val = next(cv.split(np.zeros(len(labels)), [str(v) for v in labels], [str(g) for g in groups]))
+    return sorted(train.tolist()), sorted(val.tolist())
 
 
 def check_label_array(y: Any, n: int, what: str) -> list[Any]:

@@ -33,6 +33,7 @@ class FitData:
         self.items, self.y, self.hashes, self.sources = items, y, list(hashes), list(sources)
         self.split = split  # the split of a folder or table that was read (train, val, test), if one was chosen
         self.derived: dict[str, Any] = {}
+        self.groups: list[str] | None = None  # the group (patient, study) of each example, when the data names them
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -41,7 +42,9 @@ class FitData:
         idx = list(idx)
         items = self.items.subset(idx) if hasattr(self.items, "subset") else [self.items[i] for i in idx]
         y = None if self.y is None else self.y[idx]
-        return FitData(items, y, [self.hashes[i] for i in idx], [self.sources[i] for i in idx])
+        out = FitData(items, y, [self.hashes[i] for i in idx], [self.sources[i] for i in idx])
+        out.groups = None if self.groups is None else [self.groups[i] for i in idx]
+        return out
 
 
 def prepare_run_dir(

@@ -29,6 +29,7 @@ from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
 from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state, summarize_fit
+from ._groups import check_group_leak, group_record, holdout
 
 __all__ = ["TransferEstimator", "FitData"]
 
@@ -226,10 +227,11 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         classes = self.classes_ = task.label_space(train_labels, val_labels, noun=self.noun)
         train.y = task.encode(train_labels, classes, where="training data")
         if val_data is None and self.val_fraction and self.val_fraction > 0:
-            tr_idx, va_idx = task.split(train_labels, self.val_fraction, self.seed, noun=self.noun)
+            tr_idx, va_idx = holdout(task, train_labels, train.groups, self.val_fraction, self.seed, self.noun)
             train, val_data = train.subset(tr_idx), train.subset(va_idx)
         elif val_data is not None:
             val_data.y = task.encode(val_labels, classes, where="validation data")  # type: ignore[arg-type]
+        self.groups_ = group_record(train, val_data, getattr(self, "group_column_", None))
         self.data_ = describe_data(X, val, target, train)
         run_dir = prepare_run_dir(self.output_dir, resume=resume, overwrite=self.overwrite, device=self.device)
         torch.manual_seed(self.seed)
@@ -300,6 +302,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         if labels is None:
             raise DataError("evaluate needs labels: give labelled data, or pass y.")
         data.y = self.task_.encode(labels, self.classes_, where="evaluation data")
+        check_group_leak(getattr(self, "groups_", None), data)
         self.evaluated_split_ = data.split
         if self.cache and self.strategy_.frozen_backbone and not self.strategy_.tta:
             outputs = self._head_outputs(*self._head_features(data))

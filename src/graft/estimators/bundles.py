@@ -113,6 +113,7 @@ def restore(
     est.data_ = training.get("data")
     if training.get("adaptation") is not None:
         est.adaptation_diagnostics_ = training["adaptation"]
+    est.groups_ = m.get("groups")  # salted hashes of the training groups (patients), when the data had them
     est.manifest_ = m
     return est
 

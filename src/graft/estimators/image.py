@@ -118,6 +118,18 @@ class ImageClassifier(TransferEstimator):
         backbone_kwargs: extra keyword arguments for ``timm.create_model``.
         image_size: input resolution instead of the backbone's pretraining one (e.g. 96 for speed on tiny
             images); the resize-then-crop ratio is kept.
+        group_column: the CSV column of each image's group (patient, study): the validation split keeps groups whole,
+            and ``evaluate`` refuses data whose groups were in training. Without it, a CSV column named ``patient_id``,
+            ``patient``, ``subject_id``, ``study_id``, ... (:data:`graft.data.image_folders.GROUP_COLUMNS`) is used.
+        clinical: report clinical metrics (per-class AUROC with bootstrap 95% CIs, sensitivity, specificity, PPV,
+            NPV and F1 at an operating threshold chosen on validation); ``None``: when ``group_column``,
+            ``operating_point``, ``ordinal``, ``class_weight`` or ``sampler`` is given.
+        operating_point: how the per-class threshold of the clinical metrics is chosen on validation: ``"youden"``
+            (default) or a target sensitivity such as ``0.95``.
+        ordinal: the sorted classes are grades (e.g. 0-4): soft ordinal labels in the loss (SORD), the best epoch by
+            quadratic-weighted kappa, and kappa and mean absolute grade error in the metrics.
+        class_weight: ``"balanced"`` (inverse class frequency) or ``{class: weight}`` in the loss.
+        sampler: ``"balanced"`` draws training images inversely to their class's count.
 
     Example:
         >>> clf = graft.ImageClassifier("efficientnet_lite0", strategy="feature-extraction")  # doctest: +SKIP
@@ -156,6 +168,12 @@ class ImageClassifier(TransferEstimator):
         backend: str = "torch",
         backbone_kwargs: dict[str, Any] | None = None,
         image_size: int | None = None,
+        group_column: str | None = None,
+        clinical: bool | None = None,
+        operating_point: str | float | None = None,
+        ordinal: bool = False,
+        class_weight: str | dict[Any, float] | None = None,
+        sampler: str | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -182,6 +200,12 @@ class ImageClassifier(TransferEstimator):
         self.backend = backend
         self.backbone_kwargs = backbone_kwargs
         self.image_size = image_size
+        self.group_column = group_column
+        self.clinical = clinical
+        self.operating_point = operating_point
+        self.ordinal = ordinal
+        self.class_weight = class_weight
+        self.sampler = sampler
 
     # ------------------------------------------------------------------ hooks
     def _build_backbone(self, pretrained: bool = True) -> Backbone:
@@ -195,7 +219,21 @@ class ImageClassifier(TransferEstimator):
         return backbone
 
     def _make_task(self) -> Task:
-        return SingleLabel()
+        clinical = self.clinical
+        if clinical is None:
+            clinical = bool(self.group_column or self.ordinal or self.class_weight or self.sampler) or (
+                self.operating_point is not None
+            )
+        if not clinical:
+            return SingleLabel()
+        from ..tasks.clinical import Clinical
+
+        return Clinical(
+            class_weight=self.class_weight,
+            sampler=self.sampler,
+            operating_point="youden" if self.operating_point is None else self.operating_point,
+            ordinal=self.ordinal,
+        )
 
     def _preprocessing(self) -> Preprocessing:
         pre = self.backbone_.preprocessing
@@ -208,6 +246,14 @@ class ImageClassifier(TransferEstimator):
 
         self.skipped_: list[tuple[str, str]] = []  # unreadable inputs left out by this fit (skip_invalid)
         Xva, yva = split_val(val)
+        self._fit_groups, self.group_column_ = self._groups_of(X) if _is_path_like(X) else ({}, None)
+        if self.group_column is not None and not _is_path_like(X):
+            raise ConfigError(
+                f"group_column='{self.group_column}' needs the training data as a CSV of path,label,"
+                f"{self.group_column}; got {type(X).__name__}."
+            )
+        if _is_path_like(Xva) and split_val(val)[1] is None:
+            self._fit_groups.update(self._groups_of(Xva)[0])
         if _is_path_like(X) and y is None:
             splits = find_splits(X)
             X, y = splits["train"]
@@ -215,10 +261,23 @@ class ImageClassifier(TransferEstimator):
                 Xva, yva = splits["val"]
         return X, y, Xva, yva
 
+    def _groups_of(self, X: Any) -> tuple[dict[str, str], str | None]:
+        """``{image path: group}`` of a CSV's rows (all splits) and the group column's name; empty for folders."""
+        from ..data.image_folders import find_groups, find_splits
+
+        groups, column = find_groups(X, self.group_column)
+        if groups is None:
+            return {}, None
+        splits = find_splits(X)
+        return {p: g for name, (paths, _) in splits.items() for p, g in zip(paths, groups[name], strict=True)}, column
+
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         from ..data.images import find_splits, load_images
 
         split: str | None = None
+        groups_of = getattr(self, "_fit_groups", {}) if what in ("training data", "validation data") else {}
+        if _is_path_like(X) and y is None and Path(X).suffix.lower() in (".csv", ".tsv") and what != "input":
+            groups_of = self._groups_of(X)[0]
         if _is_path_like(X) and y is None and Path(X).is_dir():
             if what in ("input", "target data"):  # unlabelled: every image under the folder, any layout
                 from ..data.image_folders import list_images
@@ -259,7 +318,10 @@ class ImageClassifier(TransferEstimator):
             self.skipped_ = getattr(self, "skipped_", []) + list(imgs.skipped)
         if len(imgs) == 0:
             raise DataError(f"{what} holds no readable images.")
-        return FitData(imgs, None, imgs.hashes, imgs.sources, split=split), labels
+        data = FitData(imgs, None, imgs.hashes, imgs.sources, split=split)
+        if groups_of:
+            data.groups = [groups_of.get(src, f"\0ungrouped:{src}") for src in imgs.sources]
+        return data, labels
 
     def _cache_key_parts(self) -> dict[str, Any]:
         return {"pre": self._preprocessing().to_dict(), "path": "fp32-eval-centercrop-v1"}
@@ -310,7 +372,10 @@ class ImageClassifier(TransferEstimator):
         return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
 
     def _bundle_extra(self) -> dict[str, Any]:
-        return {"preprocessing": self._preprocessing().to_dict()}
+        extra: dict[str, Any] = {"preprocessing": self._preprocessing().to_dict()}
+        if getattr(self, "groups_", None):
+            extra["groups"] = self.groups_  # salted hashes only: group IDs are patient metadata
+        return extra
 
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
         """The bundle's architecture with random weights (the bundle's weights are loaded next)."""

@@ -83,6 +83,10 @@ class Task:
         them: a tensor ``(N, C)``, or per-sequence arrays for token tasks)."""
         raise NotImplementedError
 
+    def sample_weights(self, y: Any) -> np.ndarray | None:
+        """How often each training example is drawn (``None``: uniformly, each once an epoch)."""
+        return None
+
     def calibrate(self, logits: Any, y: Any) -> None:
         """Tune decision state on validation outputs after training (default: nothing to tune)."""
 

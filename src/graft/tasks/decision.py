@@ -81,6 +81,8 @@ class ClassDecision(SingleLabel):
             reaching this precision, on validation (two classes).
         positive: the positive class (default: ``1``/``True`` when the labels are 0/1 or booleans, else the rarer
             training class).
+        sampler: ``"balanced"`` draws training examples with probability inverse to their class's count (with
+            replacement; each epoch sees every class about equally often).
     """
 
     name: ClassVar[str] = "class-decision"
@@ -96,7 +98,11 @@ class ClassDecision(SingleLabel):
         target_recall: float | None = None,
         target_precision: float | None = None,
         positive: Any = None,
+        sampler: str | None = None,
     ) -> None:
+        if sampler not in (None, "balanced"):
+            raise ConfigError(f"sampler must be None or 'balanced'; got {sampler!r}.")
+        self.sampler = sampler
         if class_weight is not None and class_weight != "balanced" and not isinstance(class_weight, dict):
             raise ConfigError(
                 f"class_weight must be None, 'balanced' or a dict {{class: weight}}; got {class_weight!r}."
@@ -165,6 +171,13 @@ class ClassDecision(SingleLabel):
             return focal.mean()
 
         return loss
+
+    def sample_weights(self, y: Any) -> np.ndarray | None:
+        if self.sampler != "balanced":
+            return None
+        y = np.asarray(y)
+        counts = np.bincount(y)
+        return 1.0 / counts[y]
 
     def epoch_metrics(self, logits: torch.Tensor, y: Any, classes: np.ndarray) -> dict[str, float]:
         out = super().epoch_metrics(logits, y, classes)

@@ -160,6 +160,7 @@ def _run_head(phase: HeadPhase, ctx: FitContext) -> LoopResult:
         return run_loop(
             head,
             train_set=TensorDataset(f_train, torch.as_tensor(y_train)),
+            sample_weights=ctx.task.sample_weights(y_train),
             param_groups=[{"params": list(head.parameters()), "lr": config.lr}],
             loss_fn=lambda m, b: {"loss": criterion(m(b[0]), b[1])},
             config=config,
@@ -205,7 +206,7 @@ def _run_backbone(phase: BackbonePhase, ctx: FitContext) -> LoopResult:
             ):
                 mod.eval()
 
-    weights = None
+    weights = ctx.task.sample_weights(ctx.train.y)  # e.g. a class-balanced sampler
     if isinstance(phase, WeightedPhase):
         from ..adapt import density_ratio
 
