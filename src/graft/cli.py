@@ -304,6 +304,9 @@ def evaluate(
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
+    tta: bool = typer.Option(
+        False, "--tta", metavar="", help="Images: average each image's and its horizontal mirror's outputs."
+    ),
 ) -> None:
     """Score a trained model on labelled data: accuracy, balanced accuracy, macro-F1, per class, confusion
     matrix (entity precision/recall/F1 for NER).
@@ -314,7 +317,7 @@ def evaluate(
     from .evaluation import format_metrics
 
     try:
-        metrics, html, scored = evaluate_run(run, data, report=report, device=device, backend=backend)
+        metrics, html, scored = evaluate_run(run, data, report=report, device=device, backend=backend, tta=tta)
     except GraftError as e:
         _fail(e)
     if "warning" in scored:
@@ -345,6 +348,9 @@ def predict(
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     batch_size: int = typer.Option(256, help="With --output: inputs decoded and predicted per chunk."),
     backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
+    tta: bool = typer.Option(
+        False, "--tta", metavar="", help="Images: average each image's and its horizontal mirror's outputs."
+    ),
 ) -> None:
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
@@ -357,6 +363,8 @@ def predict(
     try:
         check_output_path(output)
         model = load(run, device=device, backend=backend)
+        if tta:
+            model.strategy_.tta = True
         groups = discover_inputs(model, inputs, text)
         if output is not None:
             return _predict_to_file(model, groups, output, top_k, as_json, batch_size)

@@ -19,7 +19,13 @@ __all__ = [
 
 
 def evaluate_run(
-    run: Path, data: Path, *, report: Path | None = None, device: str | None = None, backend: str | None = None
+    run: Path,
+    data: Path,
+    *,
+    report: Path | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    tta: bool = False,
 ) -> tuple[dict[str, Any], Path, dict[str, Any]]:
     """Metrics of the bundle ``run`` on ``data``, the HTML report written beside them, and what was scored.
 
@@ -32,6 +38,8 @@ def evaluate_run(
 
     t0 = time.perf_counter()
     model = load(run, device=device, backend=backend)
+    if tta:
+        model.strategy_.tta = True  # mean of each image's and its mirror image's outputs
     metrics = model.evaluate(str(data))
     seconds = time.perf_counter() - t0
     split = getattr(model, "evaluated_split_", None)

@@ -2,6 +2,13 @@
 
 Grayscale, palette, 16-bit and float images are scaled to 8 bits; transparency is composited on white; EXIF
 orientation is applied. Files already known (their embedding is cached) are hashed but not decoded.
+
+High-bit-depth grayscale (PNG/TIFF modes ``I;16*``, ``I`` and ``F``, and ``uint16`` arrays) is mapped to 8 bits through
+its robust percentile window: its 0.5th percentile (rounded down to a pixel value) becomes 0 and its 99.5th percentile
+(rounded up) becomes 255, values outside are clipped, so a few hot pixels do not crush the rest (images of fewer than
+200 pixels keep their min/max; constant images become black). DICOM files (``.dcm`` / ``.dicom`` or a ``DICM`` marker
+at byte 128) are decoded by :func:`graft.data.dicom.decode_dicom` with the same rule when they carry no window, then
+resized like any other image.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from graft.data.dicom import decode_dicom, is_dicom, robust_to_uint8
 from graft.errors import DataError
 
 _HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -55,19 +63,6 @@ def _resize(im: Image.Image, short_side: int | None) -> Image.Image:
     return im.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
 
 
-def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
-    """Stretch an array linearly from its own min/max to 0..255 (constant or all-NaN input → zeros)."""
-    a = a.astype(np.float64, copy=False)
-    finite = np.isfinite(a)
-    if not finite.any():
-        return np.zeros(a.shape, np.uint8)
-    lo, hi = float(a[finite].min()), float(a[finite].max())
-    if hi <= lo:
-        return np.zeros(a.shape, np.uint8)
-    out = np.rint((np.where(finite, a, lo) - lo) * (255.0 / (hi - lo)))
-    return out.astype(np.uint8)
-
-
 def _white_composite(rgba: np.ndarray) -> np.ndarray:
     """Composite an ``(H, W, 4)`` uint8 array over white and return ``(H, W, 3)`` uint8."""
     alpha = rgba[..., 3:4].astype(np.float32) * (1.0 / 255.0)
@@ -76,12 +71,12 @@ def _white_composite(rgba: np.ndarray) -> np.ndarray:
 
 
 def _pil_to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB (alpha over white, high-bit grey stretched by its own min/max)."""
+    """Convert any PIL mode to RGB (alpha over white, high-bit grey through its percentile window)."""
     mode = im.mode
     if mode == "RGB":
         return im
     if mode in _HIGH_BIT_MODES:
-        grey = _scale_to_uint8(np.asarray(im))
+        grey = robust_to_uint8(np.asarray(im))
         return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
     if mode == "1":
         return im.convert("L").convert("RGB")
@@ -112,6 +107,8 @@ def _decode_file(source: str, short_side: int | None, known: Callable[[str], boo
         return _Decoded(None, digest, "empty file (0 bytes)")
     if known is not None and known(digest):
         return _Decoded(None, digest, _KNOWN)
+    if is_dicom(source, data):
+        return _decode_dicom_file(data, digest, short_side)
     try:
         with Image.open(io.BytesIO(data)) as im:
             if short_side is not None and im.format == "JPEG" and min(im.size) >= 2 * short_side:
@@ -131,6 +128,18 @@ def _decode_file(source: str, short_side: int | None, known: Callable[[str], boo
         return _Decoded(None, digest, f"{kind} ({text})")
 
 
+def _decode_dicom_file(data: bytes, digest: str, short_side: int | None) -> _Decoded:
+    try:
+        rgb = decode_dicom(data)
+    except DataError as exc:
+        return _Decoded(None, digest, str(exc))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported per file; the message may quote file content, so it is left out
+        return _Decoded(None, digest, f"cannot decode DICOM file ({type(exc).__name__})")
+    return _Decoded(_to_array(Image.fromarray(rgb, "RGB"), short_side), digest)
+
+
 def _decode_pil(im: Image.Image, short_side: int | None) -> _Decoded:
     try:
         digest = _digest(im.mode.encode(), repr(im.size).encode(), im.tobytes())
@@ -146,7 +155,7 @@ def _array_item_to_rgb(item: np.ndarray, scale: float | None) -> np.ndarray:
     """Turn one validated ``(H, W)`` / ``(H, W, C)`` array (C in 1, 3, 4) into contiguous uint8 RGB."""
     a = item
     if a.dtype == np.uint16:
-        a = _scale_to_uint8(a)
+        a = robust_to_uint8(a)
     elif a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     elif scale is not None:

@@ -186,7 +186,7 @@ def load_images(
             * a list of ``PIL.Image.Image`` objects (they are not modified);
             * a list of numpy arrays ``(H, W)`` / ``(H, W, C)`` (sizes may differ);
             * a numpy array ``(N, H, W)`` or ``(N, H, W, C)`` with ``C`` in 1, 3, 4, of dtype uint8, uint16
-              (stretched by each image's min/max) or float (values in [0, 1] or [0, 255]).
+              (windowed to its 0.5th-99.5th percentiles) or float (values in [0, 1] or [0, 255]).
         y: Labels, one per image (any array-like; converted to ``str``, integral floats as ints), or ``None``.
         short_side: Resize so the shortest side is this many pixels (bicubic, aspect kept; small images are
             upscaled). ``None`` keeps the original size.

@@ -36,6 +36,9 @@ _HEADLINE = [
     ("weighted_f1", "weighted F1"),
     ("log_loss", "log loss"),
     ("roc_auc", "ROC AUC"),
+    ("macro_auroc", "macro AUROC"),
+    ("quadratic_kappa", "quadratic kappa"),
+    ("ece", "calibration error (ECE)"),
 ]
 
 # Confusion matrices larger than this are only shown as an image; the table would not be readable.
@@ -128,6 +131,43 @@ def _per_class_section(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def _ci(value: Any, ci: Any) -> str:
+    """``0.7412 [0.70, 0.78]``: a value with its confidence interval (escaped)."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or ci[0] is None:
+        return _num(value)
+    return f"{_num(value)} <small>[{_num(ci[0], 3)}, {_num(ci[1], 3)}]</small>"
+
+
+def _clinical_section(metrics: dict[str, Any]) -> list[str]:
+    """Per-class AUROC with its bootstrap CI and the decision metrics at each class's operating threshold."""
+    c = metrics.get("clinical")
+    if not isinstance(c, dict) or not c.get("per_class"):
+        return []
+    boot = c.get("bootstrap") or {}
+    level = round(100 * (1 - float(boot.get("alpha", 0.05))))
+    out = [
+        "<h2>Clinical metrics</h2>",
+        f"<p>macro AUROC {_ci(c.get('macro_auroc'), c.get('macro_auroc_ci'))}; accuracy "
+        f"{_ci(metrics.get('accuracy'), c.get('accuracy_ci'))}. Brackets: {level}% "
+        f"bootstrap confidence intervals ({_esc(boot.get('n', '?'))} resamples, {_esc(boot.get('method', ''))}). "
+        f"Thresholds: one-vs-rest, chosen on validation ({_esc(c.get('operating_point', 'youden'))}).</p>",
+        "<table>",
+        "<tr><th>class</th><th>AUROC [95% CI]</th><th>threshold</th><th>sensitivity</th><th>specificity</th>"
+        "<th>PPV</th><th>NPV</th><th>F1</th><th>support</th></tr>",
+    ]
+    auroc, auroc_ci = c.get("auroc") or {}, c.get("auroc_ci") or {}
+    for label, row in c["per_class"].items():
+        cells = "".join(
+            f'<td class="num">{_num(row.get(k))}</td>'
+            for k in ("threshold", "sensitivity", "specificity", "ppv", "npv", "f1", "support")
+        )
+        out.append(
+            f'<tr><th>{_esc(label)}</th><td class="num">{_ci(auroc.get(label), auroc_ci.get(label))}</td>{cells}</tr>'
+        )
+    out.append("</table>")
+    return out
+
+
 def _confusion_table(metrics: dict[str, Any]) -> list[str]:
     cm = metrics.get("confusion_matrix")
     labels = metrics.get("labels") or list((metrics.get("per_class") or {}).keys())
@@ -203,6 +243,7 @@ def write_html_report(
         *_info_section(info),
         *_headline_section(metrics),
         *_per_class_section(metrics),
+        *_clinical_section(metrics),
         *_confusion_table(metrics),
         *_image_sections(images),
         "</body>",
