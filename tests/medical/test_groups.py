@@ -90,3 +90,24 @@ def test_group_column_needs_a_csv(tmp_path: Path, arrays: tuple[np.ndarray, np.n
     X, y = arrays
     with pytest.raises(ConfigError, match="needs the training data as a CSV"):
         tiny_classifier(group_column="patient_id").fit(X, y)
+
+
+def test_clinical_fit_reports_auroc_with_ci_and_keeps_thresholds(tmp_path: Path) -> None:
+    train_csv = _write_patients(tmp_path / "train", 12, 3)
+    clf = tiny_classifier(group_column="patient_id", val_fraction=0.3, epochs=1, sampler="balanced")
+    clf.fit(train_csv)
+    assert clf.task_.name == "clinical"
+    m = clf.evaluate(_write_patients(tmp_path / "new", 6, 2, first=40))
+    c = m["clinical"]
+    pos = m["positive_class"]
+    assert set(c["per_class"]) == {pos}  # two classes: the positive class only (here the rarer training class)
+    lo, hi = c["macro_auroc_ci"]
+    assert 0.0 <= lo <= c["macro_auroc"] <= hi <= 1.0
+    assert {"sensitivity", "specificity", "ppv", "npv", "f1", "threshold", "support"} <= set(c["per_class"][pos])
+    json.dumps(m, allow_nan=False)
+    import graft
+
+    loaded = graft.load(clf.save(tmp_path / "bundle"))
+    assert loaded.task_.name == "clinical"
+    again = loaded.evaluate(_write_patients(tmp_path / "new2", 6, 2, first=60))["clinical"]["per_class"][pos]
+    assert again["threshold"] == pytest.approx(c["per_class"][pos]["threshold"])
