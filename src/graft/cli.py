@@ -15,6 +15,7 @@ from ._cli_common import _fail, _print_json, err, out
 from .cli_adaptation import register as _register_adaptation
 from .cli_choose import register as _register_choose
 from .cli_deploy import register as _register_deploy
+from .cli_explain import register as _register_explain
 from .commands.training import make_estimator, parse_set, resolve_task
 from .errors import ConfigError, GraftError
 
@@ -436,6 +437,7 @@ def demo(
 
 _register_adaptation(app)
 _register_choose(app)
+_register_explain(app)
 _register_deploy(app)
 
 

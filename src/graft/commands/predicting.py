@@ -40,6 +40,7 @@ def evaluate_run(
     model = load(run, device=device, backend=backend)
     if tta:
         model.strategy_.tta = True  # mean of each image's and its mirror image's outputs
+    model._keep_evaluated = True
     metrics = model.evaluate(str(data))
     seconds = time.perf_counter() - t0
     split = getattr(model, "evaluated_split_", None)
@@ -57,6 +58,12 @@ def evaluate_run(
         images["Confusion matrix"] = plot_confusion_matrix(
             metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png"
         )
+    if "confusion_matrix" in metrics and hasattr(model, "evaluated_"):
+        from ..evaluation.runs import confident_error_grid
+
+        grid = confident_error_grid(model, model.evaluated_, folder / "confident_errors.png")
+        if grid is not None:
+            images["Most confidently wrong images (Grad-CAM: where the model looked)"] = grid
     info = {
         "run": str(run),
         "data": str(data),

@@ -249,7 +249,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         last = list(results.values())[-1]
         self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
         self.best_epochs_ = {phase: res.best_epoch for phase, res in results.items()}
-        self.val_metrics_ = None
+        self.val_metrics_, logits = None, None
         if val_data is not None:
             if strategy.frozen_backbone:  # the head's inputs are the cached embeddings
                 logits = self._head_outputs(*ctx.features("val"))
@@ -261,7 +261,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         if run_dir is not None and process_state(self.device).is_main_process:
             from ..evaluation.runs import write_run
 
-            write_run(self, run_dir)
+            write_run(self, run_dir, val=(val_data, logits))
         return self
 
     # ------------------------------------------------------------------ inference
@@ -308,6 +308,8 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             outputs = self._head_outputs(*self._head_features(data))
         else:
             outputs = self._predict_outputs(data)
+        if getattr(self, "_keep_evaluated", False):  # the CLI's report shows the most confident errors
+            self.evaluated_ = (data, outputs)
         return self.task_.metrics(outputs, data.y, self.classes_)
 
     def _head_outputs(self, features: torch.Tensor, y: Any, lengths: list[int] | None) -> Any:

@@ -371,6 +371,27 @@ class ImageClassifier(TransferEstimator):
             return _TwoViews(data.items.images, self._transform(), self._transform(strong=True))  # type: ignore[arg-type]
         return _AugmentedImages(data.items.images, data.y, self._transform())  # type: ignore[arg-type]
 
+    def explain(self, X: Any, target: Any = None, *, layer: str | nn.Module | None = None) -> Any:
+        """Grad-CAM maps: where the model looked to predict each image's class (or ``target``).
+
+        Args:
+            X: images as ``predict`` takes them (paths, a folder, PIL images, arrays).
+            target: a class label to explain for every image, one label per image, or ``None`` (each image's
+                predicted class).
+            layer: the module (or its name in ``model_``) whose feature map is weighed; default: the backbone's last
+                feature map (an earlier CNN stage gives a finer map).
+
+        Returns:
+            a :class:`graft.evaluation.explain.Explanation`: ``maps`` ``(N, S, S)`` in [0, 1] over the centre crops the
+            model saw, the crops, predicted labels and probabilities; ``.save(folder)`` writes overlay PNGs.
+
+        Example:
+            >>> clf.explain(["scan.png"]).save("cams/")  # doctest: +SKIP
+        """
+        from ..evaluation.explain import explain_images
+
+        return explain_images(self, X, target, layer=layer)
+
     def _bundle_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"preprocessing": self._preprocessing().to_dict()}
         if getattr(self, "groups_", None):
