@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import tiny_classifier, write_class_folder
 from typer.testing import CliRunner
 
 from graft.cli import app
 from graft.errors import DataError
-from tests.conftest import tiny_classifier, write_class_folder
 
 
 @pytest.fixture(scope="module")
