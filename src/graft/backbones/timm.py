@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,7 @@ def _layer_groups(model: nn.Module) -> list[list[str]]:
 
     try:
         grouped = group_parameters(model, matcher(coarse=True))
-    except Exception:  # a model whose matcher does not fit its parameters: one group
+    except (KeyError, ValueError, IndexError, TypeError, AttributeError):  # a matcher that does not fit: one group
         return []
     return [list(names) for names in grouped.values()]
 
@@ -81,7 +83,8 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # pickled code objects etc. are refused by weights_only
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        # pickled code objects are refused by weights_only; a damaged file fails to unpickle or unzip
         raise ConfigError(
             f"Could not read '{path}' as plain tensors ({type(e).__name__}: {e}). Graft loads only safetensors "
             "or weights-only PyTorch files; re-save it with `torch.save(model.state_dict(), ...)`."
@@ -127,7 +130,8 @@ def create_timm_backbone(name: str, *, pretrained: bool = True, weights: str | N
     use_hub = pretrained and weights is None
     try:
         model = timm.create_model(name, pretrained=use_hub, num_classes=0, **kwargs)
-    except Exception as e:
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, ImportError) as e:
+        # no network or cache (huggingface_hub's errors are OSErrors), an unknown name, bad keyword arguments
         if use_hub:
             raise ConfigError(
                 f"Could not load pretrained weights for '{name}' ({type(e).__name__}: {str(e)[:200]}). "

@@ -248,6 +248,15 @@ def _read_json(text: str, shown: str, path: Path) -> _Table:
     return _Table(columns, [src for src, _ in records], f"'{shown}'")
 
 
+def _arrow_error() -> type[Exception]:
+    """pyarrow's base exception (``ArrowInvalid`` and friends), or ``OSError`` when pyarrow is not installed."""
+    try:
+        import pyarrow
+    except ImportError:
+        return OSError
+    return pyarrow.ArrowException  # type: ignore[no-any-return]
+
+
 def _read_parquet(path: Path, shown: str) -> _Table:
     try:
         df = pd.read_parquet(path)
@@ -256,7 +265,7 @@ def _read_parquet(path: Path, shown: str) -> _Table:
             f"Reading '{shown}' needs a Parquet engine, and none is installed. Run `pip install pyarrow` "
             "(or save the data as CSV/JSONL)."
         ) from exc
-    except Exception as exc:  # pyarrow raises many types for corrupt files
+    except (OSError, ValueError, TypeError, KeyError, IndexError, _arrow_error()) as exc:  # corrupt or not Parquet
         raise DataError(f"'{shown}' cannot be read as Parquet ({exc}). Check that it is a Parquet file.") from exc
     if df.shape[0] == 0:
         raise DataError(f"'{shown}' has no rows. Add one row per text.")
