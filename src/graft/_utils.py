@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import DiskFullError
 
 _ALLOCATOR_TUNED = False
 
@@ -47,9 +50,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
+#: errno values of a full disk, and how messages name them
+_DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def _disk_full(path: Path, exc: OSError) -> DiskFullError:
+    err = DiskFullError(
+        f"Cannot write '{path}': {_DISK_FULL[exc.errno]} ({exc.strerror or exc}). Free some space on that disk or "
+        "write somewhere else (output_dir / -o for runs and models, GRAFT_CACHE_DIR for the embedding cache), then "
+        "run again; a training run continues from its last checkpoint with resume=True (--resume). No file was left "
+        "half-written."
+    )
+    err.errno = exc.errno
+    return err
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file in ``path``'s folder (flushed to disk); return the temporary name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -58,11 +75,45 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise _disk_full(path, exc) from exc
         raise
+    return tmp
+
+
+def atomic_write_files(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> None:
+    """Write each ``(path, data)`` through a temporary file in the same folder, then rename them into place in order.
+
+    Every file is written out before the first rename, so a write that fails (a full disk) leaves all the targets as
+    they were and no temporary file behind. A crash between two renames leaves the earlier files new and the later
+    ones old (write the file that marks the set complete last).
+
+    Raises:
+        DiskFullError: the disk or the quota is full.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            staged.append((_stage(Path(path), data), Path(path)))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:  # the ones already renamed are gone
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    Raises:
+        DiskFullError: the disk or the quota is full (``path`` is left as it was).
+    """
+    atomic_write_files([(path, data)])
 
 
 def _umask() -> int:
@@ -71,8 +122,13 @@ def _umask() -> int:
     return mask
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented JSON text (numpy values and paths as plain values)."""
+    return (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode()
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _json_default(o: Any) -> Any:

@@ -10,6 +10,7 @@ directory holding it is a complete bundle. Estimators turn themselves into these
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import platform
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ._utils import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+from ._utils import atomic_directory, atomic_write_files, json_bytes, sha256_file
 from .errors import BundleError, ConfigError
 
 __all__ = ["write_bundle", "read_manifest", "read_tensors", "library_versions", "FORMAT", "FORMAT_VERSION"]
@@ -27,6 +28,7 @@ FORMAT = "graft-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "graft.json"
 WEIGHTS = "model.safetensors"
+_DAMAGED = " The file is damaged or was edited: restore the bundle from a copy, or save the model again."
 
 
 def library_versions() -> dict[str, str]:
@@ -48,7 +50,7 @@ def _write_into(
 
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(directory / WEIGHTS, save(state, metadata={"format": FORMAT}))
+    weights = save(state, metadata={"format": FORMAT})
     if files is not None:
         files(directory)
     full = {
@@ -57,9 +59,11 @@ def _write_into(
         **manifest,
         "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {WEIGHTS: sha256_file(directory / WEIGHTS)},
+        "files": {WEIGHTS: hashlib.sha256(weights).hexdigest()},
     }
-    atomic_write_json(directory / MANIFEST, full)
+    # Both files are on disk before either replaces an older one (a full disk leaves an existing bundle as it was);
+    # the manifest is renamed last, so a directory holding it is complete.
+    atomic_write_files([(directory / WEIGHTS, weights), (directory / MANIFEST, json_bytes(full))])
 
 
 def write_bundle(
@@ -97,6 +101,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     """The checked ``graft.json`` of a bundle directory."""
     path = Path(path)
     mf = path / MANIFEST
+    if not path.exists():
+        raise BundleError(
+            f"'{path}' does not exist. Give the run directory of `graft train -o RUN` or a folder written by "
+            "`model.save(PATH)`."
+        )
     if not mf.exists():
         hint = (
             " It has checkpoints/: the run did not finish; continue it with --resume."
@@ -106,11 +115,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"'{path}' is not a Graft bundle: {MANIFEST} is missing.{hint}")
     try:
         manifest = json.loads(mf.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"'{mf}' is not valid JSON ({e}).") from None
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad UTF-8, bad JSON, a 5000-digit integer
+        raise BundleError(f"'{mf}' is not valid JSON ({e}).{_DAMAGED}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"'{mf}' is not a Graft bundle manifest.")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(manifest.get("format_version", 0))
+    except (TypeError, ValueError, OverflowError):
+        raise BundleError(
+            f"'{mf}' has an invalid format_version ({str(manifest.get('format_version'))[:40]!r}).{_DAMAGED}"
+        ) from None
+    if version > FORMAT_VERSION:
         raise BundleError(
             f"'{path}' was written by a newer Graft (format {manifest['format_version']}); "
             "upgrade with `pip install -U graft`."
@@ -126,7 +141,8 @@ def read_tensors(path: str | Path, manifest: dict[str, Any], *, verify: bool = T
     weights = Path(path) / WEIGHTS
     if not weights.exists():
         raise BundleError(f"'{path}' has no {WEIGHTS}.")
-    if verify and sha256_file(weights) != (manifest.get("files") or {}).get(WEIGHTS):
+    files = manifest.get("files")
+    if verify and sha256_file(weights) != (files.get(WEIGHTS) if isinstance(files, dict) else None):
         raise BundleError(f"'{weights}' does not match the hash in {MANIFEST}: the file was changed or damaged.")
     try:
         return load_file(str(weights))

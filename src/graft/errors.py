@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "TrainingError", "did_you_mean"]
+__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "TrainingError", "DiskFullError", "did_you_mean"]
 
 
 class GraftError(Exception):
@@ -31,6 +31,12 @@ class BundleError(GraftError):
 
 class TrainingError(GraftError):
     """Training diverged (non-finite loss) or cannot go on with the given settings."""
+
+
+class DiskFullError(GraftError, OSError):
+    """A file could not be written because the disk (or the user's quota) is full; nothing was left half-written.
+
+    Also an ``OSError`` (its ``errno`` is ``ENOSPC`` or ``EDQUOT``), as the failed write was."""
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:

@@ -203,13 +203,30 @@ def _read_delimited(text: str, sep: str, shown: str, path: Path) -> _Table:
     return _frame_to_table(df, [f"{path}:row {i + 1}" for i in range(df.shape[0])], f"'{shown}'")
 
 
+def _loads(text: str, where: str) -> Any:
+    """``json.loads`` with the parser's limits as a DataError naming ``where``: nesting too deep for it, or an integer
+    of more digits than Python converts. Syntax errors (``json.JSONDecodeError``) are left to the caller, whose message
+    says what the file must hold."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise DataError(
+            f"{where} nests JSON arrays or objects too deeply to be read. Give flat records such as "
+            '{"text": "...", "label": "..."}.'
+        ) from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise DataError(f"{where} cannot be read as JSON ({exc}). Write very long numbers as strings.") from None
+
+
 def _read_json(text: str, shown: str, path: Path) -> _Table:
     """Parse JSON Lines (one object per line) or a JSON array of objects."""
     records: list[tuple[str, dict[str, Any]]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
-            items = json.loads(text)
+            items = _loads(text, f"'{shown}'")
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"'{shown}' is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
@@ -227,7 +244,7 @@ def _read_json(text: str, shown: str, path: Path) -> _Table:
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
+                item = _loads(line, f"'{shown}' line {lineno}")
             except json.JSONDecodeError as exc:
                 raise DataError(
                     f"'{shown}' line {lineno} is not valid JSON ({exc.msg}, column {exc.colno}). Each line must "
@@ -270,7 +287,12 @@ def _read_parquet(path: Path, shown: str) -> _Table:
     if df.shape[0] == 0:
         raise DataError(f"'{shown}' has no rows. Add one row per text.")
     sources = [f"{path}:row {i + 1}" for i in range(df.shape[0])]
-    return _frame_to_table(df.reset_index(drop=True), sources, f"'{shown}'")
+    try:
+        return _frame_to_table(df.reset_index(drop=True), sources, f"'{shown}'")
+    except _arrow_error() as exc:  # string cells are decoded only now, e.g. bytes that are not UTF-8
+        raise DataError(
+            f"'{shown}' holds cells that cannot be read ({exc}). Write the Parquet file again (strings as UTF-8)."
+        ) from exc
 
 
 def _read_plain_lines(text: str, path: Path) -> _Table:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
@@ -87,8 +89,15 @@ def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list
 
 
 def _visible_subdirs(folder: Path) -> list[os.DirEntry[str]]:
+    entries = []
     with os.scandir(folder) as it:
-        entries = [e for e in it if not e.name.startswith(".") and e.is_dir()]
+        for e in it:
+            try:
+                if not e.name.startswith(".") and e.is_dir():
+                    entries.append(e)
+            except OSError as exc:  # a symbolic link loop is no folder, as a dangling link is not
+                if exc.errno != errno.ELOOP:
+                    raise
     return sorted(entries, key=lambda e: e.name)
 
 
@@ -125,8 +134,19 @@ def _scan_class_folders(folder: Path, shown: Path) -> tuple[list[str], list[str]
     paths: list[str] = []
     labels: list[str] = []
     for cls in classes:
+        names = []
         with os.scandir(cls.path) as it:
-            names = sorted(e.name for e in it if _is_image_name(e.name) and e.is_file())
+            for e in it:
+                if not _is_image_name(e.name):
+                    continue
+                try:
+                    if not e.is_file():
+                        continue
+                except OSError as exc:  # a symbolic link loop: listed, so that reading it names the file
+                    if exc.errno != errno.ELOOP:
+                        raise
+                names.append(e.name)
+        names.sort()
         if not names:
             raise DataError(
                 f"Class folder '{shown / cls.name}' contains no images (looked for "
@@ -148,6 +168,21 @@ def _pick_column(columns: dict[str, str], candidates: Sequence[str]) -> str | No
     return None
 
 
+def _csv_rows(reader: Any, shown: str) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader``; a row the csv module cannot split is a DataError naming the file and line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. "field larger than field limit": a quote opened and never closed
+            raise DataError(
+                f"CSV '{shown}' line {reader.line_num}: {exc}. Check the quoting there: a double quote that is never "
+                'closed makes the rest of the file one cell; double quotes inside a quoted cell are written "".'
+            ) from None
+        yield row
+
+
 def _read_csv(
     csv_path: Path, shown: str, group_column: str | None = None
 ) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, list[str]] | None, str | None]:
@@ -160,9 +195,10 @@ def _read_csv(
     first_line = text.split("\n", 1)[0]
     delimiter = next((d for d in (",", "\t", ";") if d in first_line), ",")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
+    rows = _csv_rows(reader, shown)
+    header = next(rows, None)
     while header is not None and not any(cell.strip() for cell in header):
-        header = next(reader, None)
+        header = next(rows, None)
     if header is None:
         raise DataError(f"CSV '{shown}' is empty. Write a header row 'path,label' and one row per image.")
     columns = {name.strip().lower(): name.strip() for name in header}
@@ -196,7 +232,7 @@ def _read_csv(
 
     out: dict[str, tuple[list[str], list[str]]] = {}
     groups: dict[str, list[str]] = {}
-    for row in reader:
+    for row in rows:
         if not any(cell.strip() for cell in row):
             continue
         line = reader.line_num
@@ -219,7 +255,13 @@ def _read_csv(
                     f"{did_you_mean(raw.lower(), _SPLIT_ALIASES)} Use train, val or test."
                 )
             split = canonical
-        file_path = Path(file_value).expanduser()
+        try:
+            file_path = Path(file_value).expanduser()
+        except RuntimeError:  # "~user/..." for a user this machine does not know, or no home folder
+            raise DataError(
+                f"CSV '{shown}' line {line}: the path '{file_value}' starts with '~' but that home folder is unknown "
+                "here. Write the full path, or a path relative to the CSV's folder."
+            ) from None
         resolved = file_path if file_path.is_absolute() else base / file_path
         paths, labels = out.setdefault(split, ([], []))
         paths.append(str(resolved))

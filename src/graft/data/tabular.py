@@ -33,6 +33,12 @@ _TRUE = {"true", "yes", "y", "t"}
 _FALSE = {"false", "no", "n", "f"}
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|index)$", re.IGNORECASE)
 _LABEL_NAMES = ("label", "target", "class", "y", "default", "bad", "fraud", "is_fraud")
+_FORMAT_HINTS = {
+    ".csv": "Give a comma-separated table with a header row; quote cells that hold commas or line breaks.",
+    ".tsv": "Give a tab-separated table with a header row.",
+    ".jsonl": 'Give one JSON object per line, such as {"age": 41, "label": "yes"}.',
+    ".parquet": "Check that it is a complete Parquet file (save it again, e.g. with pandas' DataFrame.to_parquet).",
+}
 
 
 def read_frame(source: Any, *, what: str) -> pd.DataFrame:
@@ -62,7 +68,11 @@ def read_frame(source: Any, *, what: str) -> pd.DataFrame:
         except UnicodeDecodeError:
             raise DataError(f"{what}: '{path}' is not UTF-8 text; re-save it as UTF-8.") from None
         except (ValueError, OSError, pd.errors.ParserError) as e:
-            raise DataError(f"{what}: cannot read '{path}' as a table ({type(e).__name__}: {e}).") from None
+            raise DataError(
+                f"{what}: cannot read '{path}' as a table ({type(e).__name__}: {e}). {_FORMAT_HINTS.get(suffix, '')}"
+            ) from None
+        except TypeError as e:  # pandas' JSON reader, for lines that are JSON but not objects (``0``, ``[1]``)
+            raise DataError(f"{what}: cannot read '{path}' as a table ({e}). {_FORMAT_HINTS.get(suffix, '')}") from None
         raise DataError(f"{what}: '{path}' has extension '{suffix}'; give one of {', '.join(TABLE_EXTENSIONS)}.")
     raise DataError(f"{what} must be a pandas DataFrame or a table file path; got {type(source).__name__}.")
 

@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from graft.data._tables import _decode_utf8, _read_bytes
+from graft.data._tables import _decode_utf8, _loads, _read_bytes
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
 from graft.data.splits import TOKEN_SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.tags import TAG_SCHEMES, _check_scheme, entity_spans, normalize_tags
@@ -215,7 +215,7 @@ def read_conll(
 def _records(text: str, path: str | os.PathLike[str]) -> list[tuple[str, Any]]:
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text)
+            items = _loads(text, f"'{path}'")
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"'{path}' is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). Give one "
@@ -227,7 +227,7 @@ def _records(text: str, path: str | os.PathLike[str]) -> list[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            out.append((f"{path}:line {lineno}", json.loads(line)))
+            out.append((f"{path}:line {lineno}", _loads(line, f"{path}:line {lineno}")))
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"{path}:line {lineno} is not valid JSON ({exc.msg}, column {exc.colno}). Each line must be one "

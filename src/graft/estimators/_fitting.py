@@ -57,11 +57,16 @@ def prepare_run_dir(
 
     Raises:
         ConfigError: the directory exists and neither ``resume`` nor ``overwrite`` was given, or ``resume`` was given
-            for a directory without checkpoints.
+            for a directory without checkpoints; ``output_dir`` is an existing file or cannot be created.
     """
     if output_dir is None:
         return None
     run = Path(output_dir)
+    if run.exists() and not run.is_dir():
+        raise ConfigError(
+            f"The run directory '{run}' is a file. Choose a folder path for output_dir (CLI: -o) that is not an "
+            "existing file."
+        )
     if run.exists() and any(run.iterdir()) and not resume and not overwrite:
         raise ConfigError(
             f"Run directory '{run}' already exists. Pass resume=True (CLI: --resume) to continue it, "
@@ -74,10 +79,26 @@ def prepare_run_dir(
         _check_lock(run)
         if run.exists() and any(run.iterdir()) and not resume:
             shutil.rmtree(run)
-        run.mkdir(parents=True, exist_ok=True)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # no write permission, a read-only disk, a file where a parent folder should be
+            raise ConfigError(
+                f"Cannot create the run directory '{run}': {e.strerror or e}. Choose an output directory "
+                "(CLI: -o) in a folder you can write to."
+            ) from None
         _take_lock(run)
+        if resume:
+            _remove_partial_writes(run)
     state.wait_for_everyone()
     return run
+
+
+def _remove_partial_writes(run: Path) -> None:
+    """Delete the temporary files of writes a killed run left unfinished (``.<name>.<random>.tmp``, never renamed into
+    place). Called with the run's lock held, so no live process is writing them."""
+    for tmp in run.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 LOCK = ".graft.lock"

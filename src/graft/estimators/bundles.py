@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..errors import BundleError
+from ..errors import BundleError, GraftError
 from ._fitting import plain
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def restore(
     est.strategy = resolve_strategy(m["strategy"]["name"], **m["strategy"]["params"])
     backbone = est._backbone_from_bundle(path, m)
     est.strategy.restore(backbone.module)  # e.g. LoRA adapters kept separate (merge=False)
+    _check_head(path, m["head"], tensors)
     model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
         model.load_state_dict(tensors, strict=True)
@@ -118,6 +119,33 @@ def restore(
     return est
 
 
+def _check_head(path: Path, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """The head ``graft.json`` describes has the shapes of the saved head weights. Checked before the head is built,
+    so that a damaged manifest cannot make it allocate a layer of any size."""
+    n_in, n_out = int(cfg["in_features"]), int(cfg["num_classes"])
+    hidden = None if cfg.get("hidden") is None else int(cfg["hidden"])
+    expected = {"head.fc.weight": (n_out, hidden or n_in)}
+    if hidden:
+        expected["head.bottleneck.0.weight"] = (hidden, n_in)
+    for name, shape in expected.items():
+        found = tuple(tensors[name].shape) if name in tensors else None
+        if found != shape:
+            raise BundleError(
+                f"'{path / 'model.safetensors'}' does not fit the architecture in graft.json: the head described there "
+                f"needs {name} of shape {shape}, the file holds {found or 'no such tensor'}. Restore the bundle from a "
+                "copy, or save the model again."
+            )
+
+
+def _damaged(path: Path, exc: BaseException) -> BundleError:
+    """The error of a manifest whose entries are missing or of the wrong type."""
+    what = f"the entry {exc} is missing" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+    return BundleError(
+        f"'{path / 'graft.json'}' cannot be read as a model ({what[:200]}). The file is damaged or was edited: "
+        "restore the bundle from a copy, or save the model again."
+    )
+
+
 def load(
     path: str | Path, *, device: str | None = None, backend: str | None = None, verify: bool = True
 ) -> TransferEstimator:
@@ -138,7 +166,13 @@ def load(
     path = Path(path)
     m = read_manifest(path)
     cls = estimator_class(str(m.get("task")))
-    est = restore(cls, path, m, read_tensors(path, m, verify=verify), device)
+    tensors = read_tensors(path, m, verify=verify)
+    try:
+        est = restore(cls, path, m, tensors, device)
+    except GraftError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise _damaged(path, e) from e
     if backend is not None:
         from ..inference import BACKENDS
 

@@ -274,6 +274,9 @@ class ImageClassifier(TransferEstimator):
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         from ..data.images import find_splits, load_images
 
+        if what in ("validation data", "target data") and _is_path_like(X) and not Path(X).exists():
+            option = "val= (CLI: --val)" if what == "validation data" else "target= (CLI: --target)"
+            raise DataError(f"The {what} '{X}' does not exist. Check the path given as {option}.")
         split: str | None = None
         groups_of = getattr(self, "_fit_groups", {}) if what in ("training data", "validation data") else {}
         if _is_path_like(X) and y is None and Path(X).suffix.lower() in (".csv", ".tsv") and what != "input":

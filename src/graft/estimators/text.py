@@ -170,6 +170,8 @@ class TextClassifier(TransferEstimator):
         from ..data.text_inputs import load_texts
 
         split: str | None = None
+        if what == "validation data" and isinstance(X, (str, Path)) and y is None and not Path(X).exists():
+            raise DataError(f"The validation data '{X}' does not exist. Check the path given as val= (CLI: --val).")
         if isinstance(X, TextSet):
             ts = X
         elif isinstance(X, (str, Path)) and y is None and Path(X).exists():
@@ -183,9 +185,10 @@ class TextClassifier(TransferEstimator):
             ts = load_texts(X, y, **self._read_kwargs())
         if len(ts) == 0:
             raise DataError(f"{what} holds no texts.")
-        if what == "training data" and ts.labels is None and ts.table_columns:
+        if what in ("training data", "validation data") and ts.labels is None and ts.table_columns:
+            shown = f"The {what} '{X}'" if isinstance(X, (str, Path)) else what.capitalize()
             raise DataError(
-                f"{what} has no label column; its columns are {', '.join(repr(c) for c in ts.table_columns)}. Name "
+                f"{shown} has no label column; its columns are {', '.join(repr(c) for c in ts.table_columns)}. Name "
                 "the label column with --label-column NAME (Python: label_column='NAME'), or call it one of label, "
                 "labels, class, target, sentiment, category."
             )

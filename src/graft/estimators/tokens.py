@@ -181,6 +181,11 @@ class TokenClassifier(TransferEstimator):
             ts = load_tokens(X, y)
         if len(ts) == 0:
             raise DataError(f"{what} holds no sentences.")
+        if what in ("training data", "validation data") and ts.tags is None:
+            raise DataError(
+                f"The {what} has no tags: its token lines have one column ({ts.sources[0]}, ...). Give each token "
+                "line a tag in its last column, e.g. 'Paris B-LOC', with a blank line between sentences."
+            )
         return FitData(ts, None, ts.hashes, ts.sources, split=split), ts.tags
 
     # ------------------------------------------------------------------ model

@@ -60,6 +60,11 @@ class Explanation:
         return out
 
 
+@dataclass
+class _Items:
+    images: list[Any]
+
+
 def _crops(images: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
     """The centre crops ``center_crop_batch`` feeds the model, as uint8 images."""
     from PIL import Image
@@ -95,7 +100,6 @@ def explain_images(
     """
     import torch
 
-    from ..estimators.image import center_crop_batch
     from ..tasks.base import label_key
     from .saliency import grad_cam
 
@@ -109,7 +113,11 @@ def explain_images(
         from ..data.images import load_images
 
         images = load_images([data.sources[i] for i in rows], short_side=pre.resize_size).images
-    x = center_crop_batch(images, pre)  # type: ignore[arg-type]
+    from ..estimators._fitting import FitData
+
+    # the model's own inference batches (centre crop, normalisation) of the images
+    view = FitData(_Items(images), None, [str(i) for i in range(len(images))], [data.sources[i] for i in rows])
+    x = torch.cat([batch for _, batch in est._batches(view, range(len(images)))])
     index = {label_key(c): i for i, c in enumerate(est.classes_)}
     targets_idx: int | list[int] | None = None
     if target is not None:
@@ -123,8 +131,15 @@ def explain_images(
         idx = [index[label_key(t)] for t in wanted]
         targets_idx = idx[0] if len(idx) == 1 else idx
     model = est.model_.to(est._device())
-    with torch.inference_mode():
-        proba = est.task_.probabilities(model(x.to(est._device())).float().cpu().numpy())
+    # eval mode, as grad_cam below: batch norm in training mode fails on a single image
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode():
+            proba = est.task_.probabilities(model(x.to(est._device())).float().cpu().numpy())
+    finally:
+        for module, training in flags:
+            module.training = training
     maps = grad_cam(model, x, targets_idx, layer=layer)
     pred = proba.argmax(1)
     chosen = pred if targets_idx is None else np.broadcast_to(np.asarray(targets_idx), pred.shape)

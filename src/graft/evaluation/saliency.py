@@ -196,29 +196,42 @@ def _as_map(act: torch.Tensor, site: _Site, height: int, width: int) -> torch.Te
     )
 
 
-def _targets(target: int | Sequence[int] | None, logits: torch.Tensor, start: int) -> torch.Tensor:
-    """Class index per image of the batch that begins at ``start``.
+def _target_array(target: int | Sequence[int] | None, n: int) -> np.ndarray | None:
+    """One class index per image (``None``: each image's predicted class).
 
     Raises:
-        DataError: for a class index outside the logits or a target list of the wrong length.
+        DataError: the targets are not integers, or not one per image.
     """
-    n, classes = logits.shape
     if target is None:
+        return None
+    arr = np.asarray(target.detach().cpu() if isinstance(target, torch.Tensor) else target)
+    if arr.size == 0:
+        arr = arr.astype(np.int64)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"grad_cam targets must be class indices (integers), got {arr.dtype} values.")
+    if arr.ndim == 0:
+        return np.full(n, int(arr), dtype=np.int64)
+    if arr.shape != (n,):
+        raise DataError(f"grad_cam got {arr.size} targets for {n} images; give one per image or a single int.")
+    return arr.astype(np.int64)
+
+
+def _targets(targets: np.ndarray | None, logits: torch.Tensor) -> torch.Tensor:
+    """Class index per image of a batch: the given ones, or the predicted classes.
+
+    Raises:
+        DataError: a class index outside the logits.
+    """
+    if targets is None:
         return logits.argmax(1)
-    if isinstance(target, (int, np.integer)):
-        picked = torch.full((n,), int(target), dtype=torch.long, device=logits.device)
-    else:
-        picked = torch.as_tensor(np.asarray(target, dtype=np.int64)[start : start + n], device=logits.device)
-    if picked.numel() and (int(picked.min()) < 0 or int(picked.max()) >= classes):
-        raise DataError(
-            f"grad_cam target {picked.tolist()} is outside the model's {classes} classes (0-{classes - 1})."
-        )
-    return picked
+    classes = logits.shape[1]
+    bad = sorted({int(t) for t in targets if not 0 <= t < classes})
+    if bad:
+        raise DataError(f"grad_cam target {bad[:5]} is outside the model's {classes} classes (0-{classes - 1}).")
+    return torch.as_tensor(targets, device=logits.device)
 
 
-def _cam_batch(
-    model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | None, start: int, site: _Site
-) -> torch.Tensor:
+def _cam_batch(model: nn.Module, x: torch.Tensor, targets: np.ndarray | None, site: _Site) -> torch.Tensor:
     """Grad-CAM maps ``(n, H, W)`` in [0, 1] for one batch."""
     height, width = x.shape[-2:]
     site.captured.clear()
@@ -231,7 +244,7 @@ def _cam_batch(
     act = site.captured[-1]
     if not act.requires_grad:
         raise ConfigError("The chosen layer's output does not depend on the input; choose another `layer=`.")
-    picked = _targets(target, logits, start)
+    picked = _targets(targets, logits)
     score = logits.gather(1, picked[:, None]).sum()
     (grad,) = torch.autograd.grad(score, act)
     site.captured.clear()
@@ -276,8 +289,7 @@ def grad_cam(
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise DataError(f"grad_cam needs an image batch of shape (N, 3, H, W), got {getattr(x, 'shape', type(x))}.")
-    if target is not None and not isinstance(target, (int, np.integer)) and len(target) != len(x):
-        raise DataError(f"grad_cam got {len(target)} targets for {len(x)} images; give one per image or a single int.")
+    targets = _target_array(target, len(x))
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
     site = _site(model, layer)
@@ -291,7 +303,8 @@ def grad_cam(
         with torch.inference_mode(False), torch.enable_grad():
             for start in range(0, len(x), batch_size):
                 xb = x[start : start + batch_size].detach().clone().to(device=device, dtype=dtype)
-                cam = _cam_batch(model, xb.requires_grad_(True), target, start, site)
+                part = None if targets is None else targets[start : start + batch_size]
+                cam = _cam_batch(model, xb.requires_grad_(True), part, site)
                 maps.append(cam.float().cpu().numpy())
     finally:
         for module, training in flags:

@@ -69,7 +69,11 @@ class TokenTagging(Task):
     ) -> tuple[list[int], list[int]]:
         train, val = random_split(len(labels), fraction, seed)
         if not train:
-            raise DataError("too few sentences to hold out a validation split; pass val= or more data.")
+            raise DataError(
+                f"Too few {noun} ({len(labels)}) to hold out a validation split. Give validation data (val=, CLI: "
+                f"--val) or more {noun}; in a CoNLL file a blank line ends each sentence (a file without blank lines "
+                "is one long sentence)."
+            )
         return train, val
 
     def criterion(self, label_smoothing: float = 0.0) -> Criterion:
