@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.test_cli_text import COOKING, SPORTS
 from tests.test_tabular import _table
@@ -55,7 +56,17 @@ def places(tmp_path_factory: pytest.TempPathFactory, helpers: Any, text_helpers:
     for name, n, seed, shift in (("source", 120, 0, 0.0), ("target", 60, 1, 8.0), ("unlabelled", 60, 2, 8.0)):
         credit[name] = root / f"credit_{name}.csv"
         _table(n, seed=seed, shift=shift).to_csv(credit[name], index=False)
+    from tests.medical.test_dicom import _dataset, _save
+    from tests.medical.test_groups import _write_patients
+
+    patients = _write_patients(root / "cxr", 8, 2)
+    new_patients = _write_patients(root / "cxr_test", 4, 2, first=20)
+    scan = _save(_dataset(np.arange(48 * 48, dtype=np.uint16).reshape(48, 48)), root / "scan.dcm")
     return {
+        "labels.csv": str(patients),
+        "test.csv": str(new_patients),
+        "scan.dcm": str(scan),
+        "cam.png": str(root / "cam.png"),
         "credit_source.csv": str(credit["source"]),
         "credit_target.csv": str(credit["target"]),
         "credit_unlabelled.csv": str(credit["unlabelled"]),
@@ -88,7 +99,7 @@ def _concrete(args: list[str], places: dict[str, str]) -> list[str]:
         out.append(token)
     if args[0] == "train":
         out += ["--epochs", "1"]
-        if places["path/to/images"] in out or places["source_images/"] in out:
+        if {places["path/to/images"], places["source_images/"], places["labels.csv"]} & set(out):
             out += ["--image-size", "32"]
     if args[0] == "lr-find":
         out += ["--steps", "5"]
