@@ -40,6 +40,22 @@ _SCHEDULES = ("cosine", "one-cycle", "constant")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def _chunks(batch: Any, size: int | None) -> list[tuple[Any, float]]:
+    """``batch`` as ``(chunk, share of the batch)`` pieces of at most ``size`` examples; whole unless it is an
+    ``(inputs, targets)`` pair of tensors longer than ``size``."""
+    if (
+        size is None
+        or not isinstance(batch, (list, tuple))
+        or len(batch) != 2
+        or not all(isinstance(t, torch.Tensor) for t in batch)
+        or len(batch[0]) != len(batch[1])
+        or len(batch[1]) <= size
+    ):
+        return [(batch, 1.0)]
+    n = len(batch[1])
+    return [(type(batch)(t[s : s + size] for t in batch), min(size, n - s) / n) for s in range(0, n, size)]
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training phase.
@@ -67,6 +83,9 @@ class TrainConfig:
             draw batches of similar length (:class:`LengthGroupedBatchSampler`) so little compute goes to padding.
         log_with: an experiment tracker of Accelerate (``tensorboard``, ``wandb``, ...) that gets every epoch's
             metrics, under ``<run dir>/logs/<phase>``; needs a run directory and the tracker's package.
+        micro_batch: run the forward and backward pass of an ``(inputs, targets)`` batch in chunks of this many
+            examples, their gradients summed before the step: the same step as the whole batch when no layer uses
+            batch statistics (BatchNorm frozen) and the loss is a mean, with a fraction of the activation memory.
     """
 
     epochs: int
@@ -88,6 +107,7 @@ class TrainConfig:
     log_epochs: bool = True
     group_by_length: bool = True
     log_with: str | None = None
+    micro_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -334,14 +354,16 @@ def run_loop(
             total, count = 0.0, 0
             for batch in loader:
                 with accelerator.accumulate(model), autocast():
-                    out = loss_fn(model, batch)
-                    loss = out["loss"]
-                    if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate "
-                            f"(now {config.lr}) or use precision='fp32'."
-                        )
-                    accelerator.backward(loss)
+                    loss = torch.zeros(())
+                    for chunk, share in _chunks(batch, config.micro_batch):
+                        part = loss_fn(model, chunk)["loss"] * share
+                        if not torch.isfinite(part):
+                            raise TrainingError(
+                                f"loss became {part.item()} at epoch {epoch + 1}; lower the learning rate "
+                                f"(now {config.lr}) or use precision='fp32'."
+                            )
+                        accelerator.backward(part)
+                        loss = loss + part.detach().float().cpu()
                     if accelerator.sync_gradients and distributed:
                         _average_gradients(unwrapped, accelerator)
                     if accelerator.sync_gradients and config.max_grad_norm:
