@@ -140,7 +140,7 @@ def explain_images(
     finally:
         for module, training in flags:
             module.training = training
-    maps = grad_cam(model, x, targets_idx, layer=layer)
+    maps = grad_cam(model, x, targets_idx, layer=layer, batch_size=2)  # the backward pass keeps every activation
     pred = proba.argmax(1)
     chosen = pred if targets_idx is None else np.broadcast_to(np.asarray(targets_idx), pred.shape)
     return Explanation(
