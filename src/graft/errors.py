@@ -7,9 +7,19 @@ Every user mistake raises a :class:`GraftError` subclass whose message says what
 from __future__ import annotations
 
 import difflib
+import struct
 from collections.abc import Iterable
 
-__all__ = ["GraftError", "DataError", "ConfigError", "BundleError", "TrainingError", "DiskFullError", "did_you_mean"]
+__all__ = [
+    "GraftError",
+    "DataError",
+    "ConfigError",
+    "BundleError",
+    "TrainingError",
+    "DiskFullError",
+    "DECODER_ERRORS",
+    "did_you_mean",
+]
 
 
 class GraftError(Exception):
@@ -43,3 +53,21 @@ def did_you_mean(value: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
     close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+#: What image and DICOM decoders (Pillow, pydicom, numpy) raise on damaged or unexpected file content. Readers catch
+#: these per file and report them as that file's reason; ``MemoryError`` and ``KeyboardInterrupt`` are not among them.
+DECODER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # also PIL.UnidentifiedImageError
+    ValueError,  # also UnicodeError, numpy reshape errors
+    TypeError,
+    LookupError,  # KeyError, IndexError
+    AttributeError,
+    EOFError,
+    SyntaxError,  # Pillow raises it for malformed headers
+    struct.error,
+    ArithmeticError,  # ZeroDivisionError, OverflowError
+    RuntimeError,  # also NotImplementedError
+    AssertionError,
+    BufferError,
+)

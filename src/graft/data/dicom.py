@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from graft.errors import ConfigError, DataError
+from graft.errors import DECODER_ERRORS, ConfigError, DataError
 
 __all__ = [
     "DICOM_EXTENSIONS",
@@ -92,6 +92,13 @@ _MAX_DETAIL = 300
 # --------------------------------------------------------------------------------------------------------
 # Windowing shared with 16-bit PNG/TIFF and uint16 arrays
 # --------------------------------------------------------------------------------------------------------
+
+
+def _dicom_errors() -> tuple[type[BaseException], ...]:
+    """What reading or decoding a damaged DICOM raises: the decoders' usual errors and pydicom's own two."""
+    from pydicom.errors import BytesLengthException, InvalidDicomError
+
+    return (*DECODER_ERRORS, InvalidDicomError, BytesLengthException)
 
 
 def percentile_window(values: np.ndarray) -> tuple[float, float] | None:
@@ -214,7 +221,7 @@ def decode_dicom(data: bytes, *, window: tuple[float, float] | None = None) -> n
         return _pixels(ds, caller_window)
     except (DataError, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001 - any pydicom decoding failure becomes one clear message
+    except _dicom_errors() as exc:  # any pydicom decoding failure becomes one clear message
         raise DataError(f"cannot decode the DICOM pixel data ({_detail(exc, ds)})") from None
 
 
@@ -248,14 +255,14 @@ def _read_dataset(pydicom: ModuleType, data: bytes) -> Any:
         pass  # no preamble and DICM marker: maybe a bare data set, read below
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged header is reported, not raised
+    except _dicom_errors() as exc:  # a damaged header is reported, not raised
         raise DataError(f"not a readable DICOM file ({_detail(exc, None)})") from None
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         usable = "Rows" in ds and any(k in ds for k in _PIXEL_KEYWORDS)
     except MemoryError:
         raise
-    except Exception:  # noqa: BLE001 - not DICOM at all
+    except _dicom_errors():  # not DICOM at all
         usable = False
     if not usable:
         raise DataError(
@@ -317,7 +324,7 @@ def _decode_array(ds: Any) -> tuple[np.ndarray, dict[str, Any]]:
         arr, meta = decoder.as_array(ds)
     except (DataError, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001 - reported with the transfer syntax that failed
+    except _dicom_errors() as exc:  # reported with the transfer syntax that failed
         if not uid.is_compressed:
             raise
         raise DataError(
@@ -420,7 +427,7 @@ def _identifying_values(ds: Any) -> list[str]:
         tag = tag_for_keyword(keyword)
         try:
             elem = ds.get_item(tag) if tag is not None else None
-        except Exception:  # noqa: BLE001 - a damaged element: nothing to redact from it
+        except _dicom_errors():  # a damaged element: nothing to redact from it
             elem = None
         value = getattr(elem, "value", None)
         if value is None:

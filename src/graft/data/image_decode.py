@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from graft.data.dicom import decode_dicom, is_dicom, robust_to_uint8
-from graft.errors import DataError
+from graft.errors import DECODER_ERRORS, DataError
 
 _HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
@@ -122,7 +122,7 @@ def _decode_file(source: str, short_side: int | None, known: Callable[[str], boo
         return _Decoded(None, digest, f"image too large ({exc})")
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every decoder failure is reported per file
+    except DECODER_ERRORS as exc:  # every decoder failure is reported per file
         text = str(exc) or type(exc).__name__
         kind = "truncated image" if "truncat" in text.lower() else "corrupt image data"
         return _Decoded(None, digest, f"{kind} ({text})")
@@ -135,7 +135,7 @@ def _decode_dicom_file(data: bytes, digest: str, short_side: int | None) -> _Dec
         return _Decoded(None, digest, str(exc))
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported per file; the message may quote file content, so it is left out
+    except DECODER_ERRORS as exc:  # reported per file; the message may quote file content, so it is left out
         return _Decoded(None, digest, f"cannot decode DICOM file ({type(exc).__name__})")
     return _Decoded(_to_array(Image.fromarray(rgb, "RGB"), short_side), digest)
 
@@ -147,7 +147,7 @@ def _decode_pil(im: Image.Image, short_side: int | None) -> _Decoded:
         return _Decoded(_to_array(upright, short_side), digest)
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - e.g. a lazily loaded image whose file is truncated
+    except DECODER_ERRORS as exc:  # e.g. a lazily loaded image whose file is truncated
         return _Decoded(None, "", f"cannot decode image ({exc or type(exc).__name__})")
 
 
