@@ -7,15 +7,16 @@ import copy
 import torch
 from torch.utils.data import TensorDataset
 
-from graft.training.loop import TrainConfig, _chunks, run_loop
+from graft.training.loop import TrainConfig, run_loop
+from graft.training.samplers import micro_batches
 
 
 def test_chunks_cover_the_batch_with_their_shares() -> None:
     x, y = torch.arange(10.0)[:, None], torch.arange(10)
-    parts = _chunks((x, y), 4)
+    parts = micro_batches((x, y), 4)
     assert [len(c[1]) for c, _ in parts] == [4, 4, 2] and sum(s for _, s in parts) == 1.0
     assert torch.equal(torch.cat([c[0] for c, _ in parts]), x)
-    assert _chunks((x, y), None) == [((x, y), 1.0)] and len(_chunks({"a": x}, 2)) == 1
+    assert micro_batches((x, y), None) == [((x, y), 1.0)] and len(micro_batches({"a": x}, 2)) == 1
 
 
 def test_micro_batches_step_exactly_as_the_whole_batch() -> None:

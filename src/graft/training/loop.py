@@ -31,29 +31,13 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomS
 
 from .._utils import atomic_write_bytes, seed_everything, tune_allocator
 from ..errors import ConfigError, TrainingError
-from .samplers import LengthGroupedBatchSampler
+from .samplers import LengthGroupedBatchSampler, micro_batches
 
 __all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator", "LengthGroupedBatchSampler"]
 
 EvalFn = Callable[[nn.Module, torch.device, Callable[[], Any]], dict[str, float]]
 _SCHEDULES = ("cosine", "one-cycle", "constant")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def _chunks(batch: Any, size: int | None) -> list[tuple[Any, float]]:
-    """``batch`` as ``(chunk, share of the batch)`` pieces of at most ``size`` examples; whole unless it is an
-    ``(inputs, targets)`` pair of tensors longer than ``size``."""
-    if (
-        size is None
-        or not isinstance(batch, (list, tuple))
-        or len(batch) != 2
-        or not all(isinstance(t, torch.Tensor) for t in batch)
-        or len(batch[0]) != len(batch[1])
-        or len(batch[1]) <= size
-    ):
-        return [(batch, 1.0)]
-    n = len(batch[1])
-    return [(type(batch)(t[s : s + size] for t in batch), min(size, n - s) / n) for s in range(0, n, size)]
 
 
 @dataclass
@@ -355,7 +339,7 @@ def run_loop(
             for batch in loader:
                 with accelerator.accumulate(model), autocast():
                     loss = torch.zeros(())
-                    for chunk, share in _chunks(batch, config.micro_batch):
+                    for chunk, share in micro_batches(batch, config.micro_batch):
                         part = loss_fn(model, chunk)["loss"] * share
                         if not torch.isfinite(part):
                             raise TrainingError(

@@ -1,13 +1,14 @@
-"""Training batch samplers."""
+"""Training batch samplers, and batches cut into micro-batches."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["LengthGroupedBatchSampler"]
+__all__ = ["LengthGroupedBatchSampler", "micro_batches"]
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -57,3 +58,19 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.pop()
         for b in torch.randperm(len(batches), generator=g).tolist():
             yield batches[b]
+
+
+def micro_batches(batch: Any, size: int | None) -> list[tuple[Any, float]]:
+    """``batch`` as ``(chunk, share of the batch)`` pieces of at most ``size`` examples; whole unless it is an
+    ``(inputs, targets)`` pair of tensors longer than ``size``."""
+    if (
+        size is None
+        or not isinstance(batch, (list, tuple))
+        or len(batch) != 2
+        or not all(isinstance(t, torch.Tensor) for t in batch)
+        or len(batch[0]) != len(batch[1])
+        or len(batch[1]) <= size
+    ):
+        return [(batch, 1.0)]
+    n = len(batch[1])
+    return [(type(batch)(t[s : s + size] for t in batch), min(size, n - s) / n) for s in range(0, n, size)]
