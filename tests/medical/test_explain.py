@@ -70,3 +70,18 @@ def test_reports_show_the_most_confident_errors(run: tuple[Path, Path]) -> None:
     folder = next((run[0] / "evaluation").iterdir())
     wrong = metrics["n"] - round(metrics["accuracy"] * metrics["n"])
     assert (folder / "confident_errors.png").exists() == (wrong > 0)
+
+
+def test_reports_show_calibration_and_the_data(run: tuple[Path, Path], tmp_path: Path) -> None:
+    from graft.evaluation.clinical import top_label_ece
+    from graft.evaluation.plots import plot_reliability
+
+    html = (run[0] / "report.html").read_text()
+    assert "Calibration (validation)" in html and (run[0] / "reliability.png").exists()
+    assert "<h2>Data</h2>" in html and "imbalance (largest / smallest class)" in html
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    y = np.array([0, 1, 1, 0])
+    path = plot_reliability(proba, y, tmp_path / "rel.png")
+    with Image.open(path) as im:
+        assert im.size[0] > 100
+    assert top_label_ece(y, proba) == pytest.approx((0.1 + 0.8 + 0.3 + 0.4) / 4)  # one row per bin

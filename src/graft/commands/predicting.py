@@ -59,7 +59,11 @@ def evaluate_run(
             metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png"
         )
     if "confusion_matrix" in metrics and hasattr(model, "evaluated_"):
-        from ..evaluation.runs import confident_error_grid
+        from ..evaluation.runs import confident_error_grid, reliability_diagram
+
+        reliability = reliability_diagram(model, model.evaluated_, folder / "reliability.png")
+        if reliability is not None:
+            images["Calibration"] = reliability
 
         grid = confident_error_grid(model, model.evaluated_, folder / "confident_errors.png")
         if grid is not None:

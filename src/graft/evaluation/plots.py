@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError, did_you_mean
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_confusion_matrix", "plot_domain_features", "plot_history"]
+__all__ = ["plot_confusion_matrix", "plot_domain_features", "plot_history", "plot_reliability"]
 
 _MAX_TICK_LABEL = 24
 
@@ -393,3 +393,39 @@ def _palette(name: str, index: int) -> Any:
 
     cmap = colormaps[name]
     return cmap(index % cmap.N)
+
+
+def plot_reliability(proba: np.ndarray, y: np.ndarray, path: str | os.PathLike[str], *, bins: int = 15) -> Path:
+    """A reliability diagram: per confidence bin, the accuracy of the predicted class against its mean confidence
+    (the diagonal is perfect calibration), bar widths by bin, with the top-label expected calibration error (ECE).
+
+    Args:
+        proba: ``(N, C)`` class probabilities.
+        y: ``(N,)`` true class indices.
+        path: the PNG to write (atomically).
+        bins: equal-width confidence bins.
+    """
+    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
+    if proba.ndim != 2 or len(proba) != len(y) or len(y) == 0:
+        raise DataError(f"plot_reliability needs (N, C) probabilities and N labels; got {proba.shape} and {y.shape}.")
+    conf, correct = proba.max(1), (proba.argmax(1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)  # the bins of graft.evaluation.clinical.top_label_ece
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    fig = _new_figure(4.6, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if not m.any():
+            continue
+        acc, mean_conf = float(correct[m].mean()), float(conf[m].mean())
+        ece += m.mean() * abs(acc - mean_conf)
+        ax.bar((edges[b] + edges[b + 1]) / 2, acc, width=(edges[1] - edges[0]) * 0.9, color="#4c78a8", alpha=0.8)
+        ax.plot([mean_conf], [acc], "o", color="#222", markersize=3)
+    ax.plot([0, 1], [0, 1], "--", color="#999", linewidth=1)
+    ax.set_xlim(1.0 / proba.shape[1] - 0.02, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence of the predicted class")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability: ECE {ece:.3f} ({len(y)} examples, {bins} bins)")
+    return _save_png(fig, path)

@@ -138,6 +138,28 @@ def _ci(value: Any, ci: Any) -> str:
     return f"{_num(value)} <small>[{_num(ci[0], 3)}, {_num(ci[1], 3)}]</small>"
 
 
+def _data_section(metrics: dict[str, Any]) -> list[str]:
+    """Classes, their counts in the scored data and the imbalance (largest over smallest class)."""
+    per_class = metrics.get("per_class") or {}
+    counts = {k: v.get("support") for k, v in per_class.items() if isinstance(v, dict)}
+    counts = {k: int(v) for k, v in counts.items() if isinstance(v, (int, float))}
+    if not counts:
+        return []
+    total, smallest = sum(counts.values()), min(counts.values())
+    ratio = f"{max(counts.values()) / smallest:.1f}" if smallest else "inf (a class has no example)"
+    rows = "".join(
+        f'<tr><th>{_esc(k)}</th><td class="num">{v}</td><td class="num">{_num(v / max(total, 1), 3)}</td></tr>'
+        for k, v in counts.items()
+    )
+    return [
+        "<h2>Data</h2>",
+        f"<p>{total} examples in {len(counts)} classes; imbalance (largest / smallest class) {_esc(ratio)}.</p>",
+        "<table><tr><th>class</th><th>examples</th><th>share</th></tr>",
+        rows,
+        "</table>",
+    ]
+
+
 def _clinical_section(metrics: dict[str, Any]) -> list[str]:
     """Per-class AUROC with its bootstrap CI and the decision metrics at each class's operating threshold."""
     c = metrics.get("clinical")
@@ -242,6 +264,7 @@ def write_html_report(
         f"<h1>{_esc(title)}</h1>",
         *_info_section(info),
         *_headline_section(metrics),
+        *_data_section(metrics),
         *_per_class_section(metrics),
         *_clinical_section(metrics),
         *_confusion_table(metrics),

@@ -33,6 +33,9 @@ def write_run(est: Any, run_dir: Path, val: tuple[Any, Any] | None = None) -> No
         images["Training curves"] = plot_history(
             est.history_, run_dir / "history.png", best_epochs=getattr(est, "best_epochs_", None)
         )
+    reliability = reliability_diagram(est, val, run_dir / "reliability.png")
+    if reliability is not None:
+        images["Calibration (validation)"] = reliability
     errors = confident_error_grid(est, val, run_dir / "confident_errors.png")
     if errors is not None:
         images["Most confidently wrong validation images (Grad-CAM: where the model looked)"] = errors
@@ -74,3 +77,16 @@ def confident_error_grid(est: Any, split: tuple[Any, Any] | None, path: Path) ->
 
         warnings.warn(f"no Grad-CAM overlays of the worst errors: {e}", stacklevel=2)
         return None
+
+
+def reliability_diagram(est: Any, split: tuple[Any, Any] | None, path: Path) -> Path | None:
+    """The reliability diagram (with top-label ECE) of ``split`` = ``(data, logits)`` for single-label tasks."""
+    if split is None or split[0] is None or split[1] is None or split[0].y is None:
+        return None
+    data, logits = split
+    proba = est.task_.probabilities(logits)
+    if getattr(proba, "ndim", 0) != 2 or np.asarray(data.y).ndim != 1 or len(data.y) == 0:
+        return None
+    from .plots import plot_reliability
+
+    return plot_reliability(proba, np.asarray(data.y), path)
