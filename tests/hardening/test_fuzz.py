@@ -269,31 +269,13 @@ def test_load_images_raises_only_data_errors(scratch: Path, examples: int) -> No
 
 def _dicom_seeds() -> dict[str, bytes]:
     pytest.importorskip("pydicom")
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, SecondaryCaptureImageStorage
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from tests.medical.test_dicom import _dataset
 
     rng = np.random.default_rng(0)
 
     def build(pixels: np.ndarray, photometric: str, syntax: str = ExplicitVRLittleEndian, **attrs: Any) -> bytes:
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-        meta.MediaStorageSOPInstanceUID = "1.2.3.4.5"
-        meta.TransferSyntaxUID = syntax
-        ds = FileDataset("fuzz.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.PatientName, ds.Modality = "Fuzz^Test", "CT"
-        rgb = pixels.ndim == 3
-        ds.Rows, ds.Columns = pixels.shape[:2]
-        ds.SamplesPerPixel = 3 if rgb else 1
-        if rgb:
-            ds.PlanarConfiguration = 0
-        ds.PhotometricInterpretation = photometric
-        bits = pixels.dtype.itemsize * 8
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
-        ds.PixelRepresentation = int(pixels.dtype.kind == "i")
-        ds.PixelData = pixels.tobytes()
-        for key, value in attrs.items():
-            setattr(ds, key, value)
+        ds = _dataset(pixels, photometric=photometric, transfer_syntax=syntax, uid="1.2.3.4.5", **attrs)
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         return buf.getvalue()

@@ -17,6 +17,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     JPEG2000,
+    UID,
     ExplicitVRLittleEndian,
     JPEGLSLossless,
     SecondaryCaptureImageStorage,
@@ -38,11 +39,12 @@ def _dataset(
     photometric: str = "MONOCHROME2",
     transfer_syntax: str = ExplicitVRLittleEndian,
     frames: int = 1,
+    uid: str | None = None,
     **attrs: Any,
 ) -> FileDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = uid or generate_uid()
     meta.TransferSyntaxUID = transfer_syntax
     ds = FileDataset("test.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
@@ -63,7 +65,7 @@ def _dataset(
         ds.PixelRepresentation = int(pixels.dtype.kind == "i")
         if frames > 1:
             ds.NumberOfFrames = frames
-        ds.PixelData = pixels.tobytes() if transfer_syntax == ExplicitVRLittleEndian else encapsulate([b"\0" * 10])
+        ds.PixelData = encapsulate([b"\0" * 10]) if UID(transfer_syntax).is_compressed else pixels.tobytes()
     for key, value in attrs.items():
         setattr(ds, key, value)
     return ds
