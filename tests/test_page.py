@@ -4,7 +4,6 @@ real prediction round trip; the screenshot is kept in ``test-artifacts/`` (or ``
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -17,8 +16,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
+from tests.browser import headless_chromium, needs_chromium  # noqa: E402
+
 ARTIFACTS = Path(os.environ.get("GRAFT_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
@@ -50,22 +49,14 @@ def server(helpers: Any, tmp_path: Path) -> Any:
     thread.join(timeout=10)
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)",
-)
+@needs_chromium
 def test_page_predicts_a_dropped_image_in_chromium(server: tuple[str, Path]) -> None:
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, image = server
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver = headless_chromium(1000, 800)
     try:
         driver.get(url)
         WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.ID, "meta"), "image-classification"))
