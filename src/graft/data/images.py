@@ -37,6 +37,7 @@ from graft.errors import DataError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageSet",
+    "center_crop",
     "ImageInput",
     "find_splits",
     "load_images",
@@ -124,6 +125,17 @@ class ImageSet:
 # --------------------------------------------------------------------------------------------------------
 # load_images
 # --------------------------------------------------------------------------------------------------------
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size`` x ``size`` crop of a pre-resized uint8 image (a view); an image smaller than the crop (only
+    with odd preprocessing) is resized to it instead."""
+    h, w = image.shape[:2]
+    top, left = max(0, int(round((h - size) / 2.0))), max(0, int(round((w - size) / 2.0)))
+    crop = image[top : top + size, left : left + size]
+    if crop.shape[0] != size or crop.shape[1] != size:
+        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
+    return crop
 
 
 def _normalize_labels(y: Any, n: int) -> list[str]:

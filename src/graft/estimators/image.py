@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..backbones import Backbone, Preprocessing, create_backbone
+from ..data.images import center_crop
 from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy
 from ..tasks.base import Task, label_key
@@ -36,15 +37,9 @@ def center_crop_batch(images: list[np.ndarray], pre: Preprocessing, flip: bool =
     The images already have their shortest side at ``pre.resize_size`` (resized once when read), so this equals
     timm's eval transform (resize shortest side, centre crop, normalise) without resizing again.
     """
-    s = pre.input_size
-    crops = []
-    for a in images:
-        h, w = a.shape[:2]
-        top, left = max(0, int(round((h - s) / 2.0))), max(0, int(round((w - s) / 2.0)))
-        crop = a[top : top + s, left : left + s]
-        if crop.shape[0] != s or crop.shape[1] != s:  # images smaller than the crop (only with odd preprocessing)
-            crop = np.asarray(Image.fromarray(crop).resize((s, s), Image.BICUBIC))
-        crops.append(crop[:, ::-1] if flip else crop)
+    crops = [center_crop(a, pre.input_size) for a in images]
+    if flip:
+        crops = [c[:, ::-1] for c in crops]
     # normalised in NHWC order with numpy (the same float32 operations as on the NCHW tensor, several times faster
     # for one image); the NCHW view of the NHWC array is already channels-last
     x = np.stack(crops).astype(np.float32)

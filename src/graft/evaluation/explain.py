@@ -65,21 +65,6 @@ class _Items:
     images: list[Any]
 
 
-def _crops(images: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
-    """The centre crops ``center_crop_batch`` feeds the model, as uint8 images."""
-    from PIL import Image
-
-    out = []
-    for a in images:
-        h, w = a.shape[:2]
-        top, left = max(0, int(round((h - size) / 2.0))), max(0, int(round((w - size) / 2.0)))
-        crop = a[top : top + size, left : left + size]
-        if crop.shape[:2] != (size, size):
-            crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
-        out.append(np.ascontiguousarray(crop))
-    return out
-
-
 def explain_images(
     est: Any, X: Any, target: Any = None, *, layer: Any = None, data: Any = None, rows: Sequence[int] | None = None
 ) -> Explanation:
@@ -100,6 +85,7 @@ def explain_images(
     """
     import torch
 
+    from ..data.images import center_crop
     from ..tasks.base import label_key
     from .saliency import grad_cam
 
@@ -145,7 +131,7 @@ def explain_images(
     chosen = pred if targets_idx is None else np.broadcast_to(np.asarray(targets_idx), pred.shape)
     return Explanation(
         maps=maps,
-        images=_crops(images, pre.input_size),  # type: ignore[arg-type]
+        images=[np.ascontiguousarray(center_crop(im, pre.input_size)) for im in images],  # type: ignore[arg-type]
         sources=[data.sources[i] for i in rows],
         labels=[est.classes_[k] for k in pred],
         probabilities=[float(proba[j, k]) for j, k in enumerate(pred)],
