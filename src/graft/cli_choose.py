@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ._cli_common import _fail, _print_json, out
-from .errors import GraftError
+from .errors import ConfigError, GraftError
 
 __all__ = ["register"]
 
@@ -29,16 +29,22 @@ def rank(
     text_column: str | None = typer.Option(None, help="Text column of a table (default: auto-detected)."),
     label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write the rows as JSON (e.g. RUN/rank.json: `graft report` shows it)."
+    ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the table as JSON."),
 ) -> None:
     """Score backbones on DATA without training them (transferability: LogME, LEEP, NCE, H-score, and a linear
     probe's held-out accuracy); embeddings are cached, so ranking the same data again takes a fraction of the time.
 
     Example: graft rank data/ants_bees --models efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
+    -o runs/ants/rank.json
     """
     from .selection import rank as rank_models
 
     try:
+        if output is not None and output.suffix.lower() != ".json":
+            raise ConfigError(f"--output writes JSON: give a .json file (e.g. rank.json), not '{output}'.")
         options = {k: v for k, v in (("text_column", text_column), ("label_column", label_column)) if v is not None}
         table = rank_models(
             data,
@@ -56,6 +62,10 @@ def rank(
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
         for r in table.to_dict("records")
     ]
+    if output is not None:
+        from ._utils import atomic_write_json
+
+        atomic_write_json(output, rows)
     if as_json:
         _print_json({"score": score, "ranking": rows})
         return

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GraftError
 
+if TYPE_CHECKING:
+    from ..evaluation.run_report import ScoredRun
+
 __all__ = [
     "evaluate_run",
+    "score_run",
     "discover_inputs",
     "predictions",
     "check_output_path",
@@ -33,8 +37,34 @@ def evaluate_run(
     earlier evaluation is there: nothing is overwritten). ``scored`` says which split of ``data`` was used and
     carries a ``warning`` when that split is the one that chose the best epoch, or the training data itself.
     """
+    from ..evaluation import write_html_report
+
+    s = score_run(run, data, report, device=device, backend=backend, tta=tta)
+    html = write_html_report(
+        s.folder / "report.html",
+        title=f"Graft evaluation: {run.name}",
+        metrics=s.metrics,
+        info=s.info,
+        images=s.images,
+        sections=s.sections,
+    )
+    return s.metrics, html, s.scored
+
+
+def score_run(
+    run: Path,
+    data: Path,
+    folder: Path | None = None,
+    *,
+    device: str | None = None,
+    backend: str | None = None,
+    tta: bool = False,
+) -> ScoredRun:
+    """The bundle ``run`` scored on ``data``: metrics, run facts, plots written into ``folder`` (default: a new
+    ``RUN/evaluation/<data>-<split>``) and the most confidently wrong examples (Grad-CAM for images, texts)."""
     from ..estimators import load
-    from ..evaluation import plot_confusion_matrix, write_html_report
+    from ..evaluation import plot_confusion_matrix
+    from ..evaluation.run_report import ScoredRun
 
     t0 = time.perf_counter()
     model = load(run, device=device, backend=backend)
@@ -52,14 +82,15 @@ def evaluate_run(
             + (", which chose the best epoch: the score is optimistic" if split == "val" else "")
             + ". Give held-out data (a test/ split or another folder/table) for an unbiased estimate."
         )
-    folder = report or _new_folder(run / "evaluation" / f"{Path(data).stem or 'data'}-{split or 'all'}")
-    images = {}
+    folder = folder or _new_folder(run / "evaluation" / f"{Path(data).stem or 'data'}-{split or 'all'}")
+    images, sections = {}, []
     if "confusion_matrix" in metrics:
         images["Confusion matrix"] = plot_confusion_matrix(
             metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png"
         )
     if "confusion_matrix" in metrics and hasattr(model, "evaluated_"):
-        from ..evaluation.runs import confident_error_grid, reliability_diagram
+        from ..evaluation.report_sections import text_errors_section
+        from ..evaluation.runs import confident_error_grid, confident_error_texts, reliability_diagram
 
         reliability = reliability_diagram(model, model.evaluated_, folder / "reliability.png")
         if reliability is not None:
@@ -68,6 +99,9 @@ def evaluate_run(
         grid = confident_error_grid(model, model.evaluated_, folder / "confident_errors.png")
         if grid is not None:
             images["Most confidently wrong images (Grad-CAM: where the model looked)"] = grid
+        texts = confident_error_texts(model, model.evaluated_)
+        if texts is not None:
+            sections = text_errors_section("Most confidently wrong examples", texts)
     info = {
         "run": str(run),
         "data": str(data),
@@ -77,10 +111,7 @@ def evaluate_run(
         "backbone": model.manifest_["backbone"],
         "strategy": model.manifest_["strategy"],
     }
-    html = write_html_report(
-        folder / "report.html", title=f"Graft evaluation: {run.name}", metrics=metrics, info=info, images=images
-    )
-    return metrics, html, scored
+    return ScoredRun(metrics, info, images, sections, scored, folder)
 
 
 def _new_folder(path: Path) -> Path:

@@ -7,12 +7,13 @@ import html
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._utils import atomic_write_bytes
 
-__all__ = ["write_html_report"]
+__all__ = ["image_section", "write_html_report"]
 
 _MIME = {
     ".png": "image/png",
@@ -60,6 +61,8 @@ td.diag { background: #e3eefb; font-weight: 600; }
 .card .k { color: #666; font-size: 0.85em; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .note { color: #888; font-style: italic; }
+h3 { font-size: 1.05em; margin-top: 1.2em; }
+td.text { max-width: 42em; white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
 
@@ -208,19 +211,19 @@ def _confusion_table(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def image_section(heading: str, path: str | os.PathLike[str]) -> list[str]:
+    """An ``<h2>`` heading and the image file embedded as a data URI (a note when the file cannot be read)."""
+    out = [f"<h2>{_esc(heading)}</h2>"]
+    p = Path(path)
+    try:
+        uri = _data_uri(p)
+    except OSError as e:
+        return [*out, f'<p class="note">image not available: {_esc(p.name)} ({_esc(e.strerror or e)})</p>']
+    return [*out, f'<img src="{uri}" alt="{_esc(heading)}">']
+
+
 def _image_sections(images: dict[str, Path] | None) -> list[str]:
-    out: list[str] = []
-    for name, img_path in (images or {}).items():
-        heading = str(name).replace("_", " ")
-        out.append(f"<h2>{_esc(heading)}</h2>")
-        p = Path(img_path)
-        try:
-            uri = _data_uri(p)
-        except OSError as e:
-            out.append(f'<p class="note">image not available: {_esc(p.name)} ({_esc(e.strerror or e)})</p>')
-            continue
-        out.append(f'<img src="{uri}" alt="{_esc(heading)}">')
-    return out
+    return [line for name, p in (images or {}).items() for line in image_section(str(name).replace("_", " "), p)]
 
 
 def write_html_report(
@@ -230,15 +233,16 @@ def write_html_report(
     metrics: dict[str, Any],
     info: dict[str, Any],
     images: dict[str, Path] | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write one self-contained HTML report of an evaluation.
 
     The page holds, in order: the ``info`` key/value table, headline metric cards, the per-class table,
     a collapsible confusion-matrix table (up to 30 classes), then each image under a heading made from its
-    key (e.g. ``{"confusion_matrix": ..., "training_curves": ...}``). Images are embedded as base64 data
-    URIs; there is no external CSS, JavaScript or network access. Every user-provided string (title, info
-    keys and values, labels, image names) is HTML-escaped. An image file that cannot be read is reported
-    in the page instead of failing the whole report.
+    key (e.g. ``{"confusion_matrix": ..., "training_curves": ...}``), then the extra ``sections``. Images are
+    embedded as base64 data URIs; there is no external CSS, JavaScript or network access. Every user-provided
+    string (title, info keys and values, labels, image names) is HTML-escaped. An image file that cannot be read
+    is reported in the page instead of failing the whole report.
 
     Args:
         path: Destination ``.html`` file; parent folders are created.
@@ -247,6 +251,8 @@ def write_html_report(
         info: Run facts to show as a table (model, strategy, data, timings, ...). Nested values are shown
             as compact JSON.
         images: Optional mapping of section name to image file (PNG, JPEG, GIF, SVG or WebP).
+        sections: HTML fragments added after the images, already escaped (see
+            :mod:`graft.evaluation.report_sections`).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -269,6 +275,7 @@ def write_html_report(
         *_clinical_section(metrics),
         *_confusion_table(metrics),
         *_image_sections(images),
+        *sections,
         "</body>",
         "</html>",
     ]
