@@ -1,9 +1,9 @@
 """``graft rank``: score candidate backbones on the user's labelled data before training any of them.
 
-Each backbone embeds (a stratified sample of) the labelled examples once — through the embedding cache, so ranking
-the same data again costs a fraction of the first time — and every transferability score of
-:mod:`graft.selection.scores` reads those features (LEEP and NCE also the backbone's own source classifier, when it has
-one: the ImageNet head of image models).
+Each backbone embeds (a stratified sample of) the labelled examples once, through the embedding cache, and every
+transferability score of :mod:`graft.selection.scores` reads those features (LEEP and NCE also the backbone's own
+source classifier, when it has one: the ImageNet head of image models). The scores are stored keyed by those
+embeddings and labels, so ranking the same data again costs a fraction of the first time.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ._score_cache import all_scores
 from .scores import SCORES
 
 __all__ = ["rank"]
@@ -87,6 +88,9 @@ def rank(
         )
         est.backbone_ = est._build_backbone(pretrained=True)
         X, y, _, _ = est._read_fit_data(str(data), None, None)
+        if isinstance(X, list) and y is not None and len(X) > max_examples:  # paths: read (decode) only the sample
+            keep = _sample(list(y), max_examples, seed)
+            X, y = [X[i] for i in keep], [y[i] for i in keep]
         est._skip_known = True  # inputs whose embeddings are cached are not decoded again
         try:
             read, labels = est._read(X, y, what="training data")
@@ -110,13 +114,7 @@ def rank(
             with torch.no_grad():
                 source = torch.softmax(head.float()(torch.from_numpy(features)), 1).numpy()
         row: dict[str, Any] = {"model": name, "examples": len(labels), "dim": int(features.shape[1])}
-        for key, (fn, needs_source) in SCORES.items():
-            if needs_source:
-                row[key] = fn(source, y_idx) if source is not None else float("nan")
-            elif key == "linear_probe":
-                row[key] = fn(features, y_idx, seed=seed)
-            else:
-                row[key] = fn(features, y_idx)
+        row.update(all_scores(features, y_idx, source, seed=seed, cache=est.cache))  # stored: a rerun reads them
         row["seconds"] = round(time.perf_counter() - t0, 2)
         rows.append(row)
     out = pd.DataFrame(rows).sort_values(score, ascending=False, na_position="last").reset_index(drop=True)

@@ -3,8 +3,9 @@ inference loop) and the phases that strategies plan (:mod:`graft.training.phases
 
 from __future__ import annotations
 
+from .deadlines import deadline, deadline_after
 from .loop import EvalFn, LoopResult, TrainConfig, make_accelerator, run_loop
-from .plan import AdaptPhase, BackbonePhase, DeepAdaptPhase, HeadPhase, Phase
+from .plan import AdaptPhase, BackbonePhase, DeepAdaptPhase, HeadPhase, LogisticHeadPhase, PairPhase, Phase
 from .predict import gather_rows, predict_batches, to_device
 from .samplers import LengthGroupedBatchSampler
 
@@ -12,7 +13,11 @@ __all__ = [
     "AdaptPhase",
     "BackbonePhase",
     "DeepAdaptPhase",
+    "deadline",
+    "deadline_after",
     "HeadPhase",
+    "LogisticHeadPhase",
+    "PairPhase",
     "Phase",
     "EvalFn",
     "LengthGroupedBatchSampler",

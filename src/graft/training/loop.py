@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomS
 
 from .._utils import atomic_write_bytes, seed_everything, tune_allocator
 from ..errors import ConfigError, TrainingError
+from .deadlines import past, until
 from .samplers import LengthGroupedBatchSampler, micro_batches
 
 __all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator", "LengthGroupedBatchSampler"]
@@ -70,6 +71,7 @@ class TrainConfig:
         micro_batch: run the forward and backward pass of an ``(inputs, targets)`` batch in chunks of this many
             examples, their gradients summed before the step: the same step as the whole batch when no layer uses
             batch statistics (BatchNorm frozen) and the loss is a mean, with a fraction of the activation memory.
+        deadline: a ``time.perf_counter()`` value: the epoch under way is cut between steps, evaluated; training ends.
     """
 
     epochs: int
@@ -92,6 +94,7 @@ class TrainConfig:
     group_by_length: bool = True
     log_with: str | None = None
     micro_batch: int | None = None
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -336,7 +339,7 @@ def run_loop(
                 on_epoch_start(epoch)
             (train_mode or (lambda m: m.train()))(unwrapped)
             total, count = 0.0, 0
-            for batch in loader:
+            for batch in until(loader, config.deadline):
                 with accelerator.accumulate(model), autocast():
                     loss = torch.zeros(())
                     for chunk, share in micro_batches(batch, config.micro_batch):
@@ -393,7 +396,7 @@ def run_loop(
             else:
                 bad_epochs += 1
             result.history.append(logs)
-            stop = config.patience is not None and bad_epochs >= config.patience
+            stop = (config.patience is not None and bad_epochs >= config.patience) or past(config.deadline)
             done = stop or epoch + 1 == config.epochs
             if ckpt_dir is not None and run_dir is not None and main:
                 _save_checkpoint(

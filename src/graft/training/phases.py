@@ -23,8 +23,20 @@ from torch.utils.data import TensorDataset
 from .._utils import torch_threads
 from ..tasks.base import Task
 from .adapt import run_adapt, run_deep_adapt
+from .deadlines import current_deadline
+from .logistic import run_logistic_head
 from .loop import LoopResult, TrainConfig, run_loop
-from .plan import AdaptPhase, BackbonePhase, DeepAdaptPhase, HeadPhase, Phase, WeightedPhase
+from .pairs import run_pairs
+from .plan import (
+    AdaptPhase,
+    BackbonePhase,
+    DeepAdaptPhase,
+    HeadPhase,
+    LogisticHeadPhase,
+    PairPhase,
+    Phase,
+    WeightedPhase,
+)
 
 if TYPE_CHECKING:
     from ..strategies.base import Strategy
@@ -81,6 +93,12 @@ class FitContext:
             self.est.embed_seconds_ = getattr(self.est, "embed_seconds_", 0.0) + time.perf_counter() - t0
         return self._features[key]
 
+    def backbone_changed(self) -> None:
+        """After a phase trained the backbone: embeddings computed before no longer hold (a later head phase embeds
+        again, under the embedding-cache key of the new weights)."""
+        self._features.clear()
+        self.est.__dict__.pop("_cache_ident", None)
+
     def config(self, *, head: bool, epochs: int, lr: float, monitor: str | None = None) -> TrainConfig:
         """The loop settings of a phase; ``head``: a phase on embeddings (adamw, one summary line)."""
         est = self.est
@@ -101,6 +119,7 @@ class FitContext:
             log_epochs=not head,
             optimizer="adamw" if head else self.strategy.optimizer,
             log_with=est.log_with,
+            deadline=current_deadline(),  # graft.training.deadline(...) around the fit
         )
 
     def epochs(self) -> int:
@@ -254,6 +273,8 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
         WeightedPhase: _run_backbone,
         AdaptPhase: run_adapt,
         DeepAdaptPhase: run_deep_adapt,
+        PairPhase: run_pairs,
+        LogisticHeadPhase: run_logistic_head,
     }
     results: dict[str, LoopResult] = {}
     for phase in plan:
