@@ -290,7 +290,7 @@ _DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 4, "lr": 1e-2}
 MAX_LENGTH = 6  # 4 sub-tokens per window: every 6-word training sentence needs several windows
 
 
-@pytest.fixture(scope="module", params=list_strategies(adaptation=False))
+@pytest.fixture(scope="module", params=list_strategies(adaptation=False, task="token-classification"))
 def tagger(request: pytest.FixtureRequest, text_helpers: Any) -> SimpleNamespace:
     name = request.param
     X, Y = text_helpers.tagged(24, seed=0)

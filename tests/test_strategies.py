@@ -38,7 +38,7 @@ _DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 4, "lr": 1e-2}
 
 def _contract_cases() -> list[Any]:
     cases = []
-    for name in list_strategies(adaptation=False):
+    for name in list_strategies(adaptation=False, task="image-classification"):
         cases.append(pytest.param((name, {}), id=name))
     # the same contract for fine-tuning without head warm-up
     cases.append(pytest.param(("fine-tune", {"head_warmup": False}), id="fine-tune-no-warmup"))
@@ -166,7 +166,7 @@ def test_contract_clone_of_fitted_is_unfitted_with_same_params(fitted: SimpleNam
 # ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list_strategies(adaptation=False))
+@pytest.mark.parametrize("name", list_strategies(adaptation=False, task="image-classification"))
 def test_estimator_get_set_params_round_trip(name: str) -> None:
     strategy = get_strategy(name)()
     clf = graft.ImageClassifier("test_efficientnet", strategy, epochs=3, lr=0.01, image_size=32)
@@ -182,7 +182,7 @@ def test_estimator_get_set_params_round_trip(name: str) -> None:
     assert clf.strategy.label_smoothing == 0.25
 
 
-@pytest.mark.parametrize("name", list_strategies(adaptation=False))
+@pytest.mark.parametrize("name", list_strategies(adaptation=False, task="image-classification"))
 def test_estimator_clone(name: str) -> None:
     clf = graft.ImageClassifier("test_efficientnet", get_strategy(name)(label_smoothing=0.2), seed=7)
     twin = clone(clf)
@@ -191,7 +191,7 @@ def test_estimator_clone(name: str) -> None:
     assert twin.get_params(deep=True) == clf.get_params(deep=True)
 
 
-@pytest.mark.parametrize("name", list_strategies(adaptation=False))
+@pytest.mark.parametrize("name", list_strategies(adaptation=False, task="image-classification"))
 def test_strategy_params_and_config_round_trip(name: str) -> None:
     cls = get_strategy(name)
     s = cls()

@@ -214,8 +214,17 @@ def check_settings(est: Any, strategy: Any) -> None:
     from ..training.loop import TrainConfig
 
     resolve_device(est.device)
-    if est.backend not in ("torch", "onnxruntime", "auto"):
-        raise ConfigError(f"backend must be torch, onnxruntime or auto; got '{est.backend}'.")
+    if strategy.tasks and est.task not in strategy.tasks:
+        from ..strategies.base import list_strategies
+
+        raise ConfigError(
+            f"The '{strategy.name}' strategy is made for {' and '.join(strategy.tasks)}, not for {type(est).__name__} "
+            f"({est.task}). Use one of: {', '.join(list_strategies(adaptation=False, task=est.task))}."
+        )
+    from ..inference import BACKENDS
+
+    if est.backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got '{est.backend}'.")
     if est.log_with is not None:
         import importlib.util
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from ..backbones import Backbone, create_backbone
+from ..backbones.wordllama import MODEL_TYPE as STATIC_MODEL_TYPE
+from ..backbones.wordllama import StaticEmbeddingConfig, static_backbone
 from ..errors import BundleError, ConfigError
 
 __all__ = ["TextBatcher", "build_text_backbone", "text_backbone_from_bundle", "save_text_files", "text_cache_parts"]
@@ -87,10 +89,12 @@ def text_backbone_from_bundle(path: Path, manifest: dict[str, Any]) -> Backbone:
     if not cfg_path.exists() or not tok_dir.is_dir():
         raise BundleError(f"'{path}' lacks backbone_config.json or tokenizer/: it is not a complete text bundle.")
     cfg_dict = json.loads(cfg_path.read_text())
-    config = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
-    model = AutoModel.from_config(config)
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     spec = dict(manifest["backbone"])
+    if cfg_dict.get("model_type") == STATIC_MODEL_TYPE:  # a token-embedding table (wordllama), not transformers
+        return static_backbone(StaticEmbeddingConfig(**cfg_dict), tokenizer, spec)
+    config = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
+    model = AutoModel.from_config(config)
     return Backbone(
         module=TextEncoder(model, spec["pooling"]),
         modality="text",

@@ -240,6 +240,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             len(classes),
             dropout=strategy.dropout,
             hidden=strategy.bottleneck if needs_target else None,
+            normalize=strategy.normalize,
         )
         self.model_ = TransferModel(self.backbone_.module, head)
         self.n_train_, self.n_val_ = len(train), (len(val_data) if val_data is not None else 0)

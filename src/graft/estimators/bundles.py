@@ -154,7 +154,8 @@ def load(
     Args:
         path: the bundle directory.
         device: where to run predictions (default: the saved setting).
-        backend: how the network runs for predictions: ``torch``, ``onnxruntime`` or ``auto`` (default: saved).
+        backend: how the network runs for predictions: ``torch``, ``onnxruntime``, ``openvino`` or ``auto``
+            (default: saved).
         verify: check weight files against the SHA-256 recorded in ``graft.json``.
 
     Example:

@@ -49,6 +49,18 @@ def center_crop_batch(images: list[np.ndarray], pre: Preprocessing, flip: bool =
     return torch.from_numpy(x).permute(0, 3, 1, 2)
 
 
+def _checked_decoded(images: Any, short_side: int) -> Any:
+    """An :class:`~graft.data.images.ImageSet` given as input, if its images were resized for this model."""
+    for src, a in zip(images.sources, images.images):
+        if a is None or a.ndim != 3 or a.shape[2] != 3 or min(a.shape[:2]) != short_side:
+            got = "no image" if a is None else f"shape {a.shape}"
+            raise DataError(
+                f"decoded image '{src}' has {got}; the model reads RGB images with their shortest side at "
+                f"{short_side}: decode with load_images(..., short_side={short_side}) or pass the files."
+            )
+    return images
+
+
 class _AugmentedImages(Dataset):
     """Training items: a timm training transform applied to the cached, pre-resized images."""
 
@@ -108,8 +120,8 @@ class ImageClassifier(TransferEstimator):
         log_with: also send every epoch's metrics to an experiment tracker of Accelerate (``"tensorboard"``:
             ``pip install tensorboard``; then ``tensorboard --logdir RUN/logs``); needs ``output_dir``.
         backend: how the frozen network runs for embeddings, ``predict`` and ``evaluate``: ``torch`` (eager),
-            ``onnxruntime``, or ``auto`` (the faster of the two on this machine, timed once and cached, if onnxruntime
-            agrees with eager fp32 within a relative error of 1e-4).
+            ``onnxruntime``, ``openvino`` (CPU, fp32), or ``auto`` (the fastest of eager and the installed ones on this
+            machine, timed once and cached, among those that agree with eager fp32 within a relative error of 1e-4).
         backbone_kwargs: extra keyword arguments for ``timm.create_model``.
         image_size: input resolution instead of the backbone's pretraining one (e.g. 96 for speed on tiny
             images); the resize-then-crop ratio is kept.
@@ -267,7 +279,7 @@ class ImageClassifier(TransferEstimator):
         return {p: g for name, (paths, _) in splits.items() for p, g in zip(paths, groups[name], strict=True)}, column
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
-        from ..data.images import find_splits, load_images
+        from ..data.images import ImageSet, find_splits, load_images
 
         if what in ("validation data", "target data") and _is_path_like(X) and not Path(X).exists():
             option = "val= (CLI: --val)" if what == "validation data" else "target= (CLI: --target)"
@@ -296,10 +308,13 @@ class ImageClassifier(TransferEstimator):
                 y = None
         elif _is_path_like(X) or isinstance(X, Image.Image):
             X = [X]
-        known = self._embedding_cache().contains if getattr(self, "_skip_known", False) else None
-        imgs = load_images(
-            X, y, short_side=self._preprocessing().resize_size, skip_invalid=self.skip_invalid, known=known
-        )
+        if isinstance(X, ImageSet):  # decoded already: load_images(..., short_side=<this model's resize_size>)
+            imgs = _checked_decoded(X, self._preprocessing().resize_size)
+        else:
+            known = self._embedding_cache().contains if getattr(self, "_skip_known", False) else None
+            imgs = load_images(
+                X, y, short_side=self._preprocessing().resize_size, skip_invalid=self.skip_invalid, known=known
+            )
         labels: list[Any] | None = imgs.labels
         if y is not None and labels is not None:  # keep the caller's label type (ints stay ints)
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}

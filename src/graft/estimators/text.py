@@ -38,8 +38,9 @@ class TextClassifier(TransferEstimator):
     """Adapt a pretrained language model to a text classification task.
 
     Args:
-        backbone: ``minilm`` (offline default), any Hugging Face model id (``bert-base-uncased``, ``gpt2``) or a
-            local model folder.
+        backbone: ``minilm`` (offline default), ``wordllama`` / ``wordllama_128`` / ``wordllama_64`` (offline static
+            token embeddings, extra ``zoo``), any Hugging Face model id (``bert-base-uncased``, ``gpt2``) or a local
+            model folder.
         strategy: ``fine-tune``, ``feature-extraction``, ``lora`` or a :class:`graft.strategies.Strategy`.
         text_column: column holding the text (auto-detected from common names when ``None``).
         text_pair_column: second text column for sentence-pair tasks (NLI, paraphrase).

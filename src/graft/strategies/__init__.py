@@ -5,6 +5,7 @@ from __future__ import annotations
 from .adaptation import CDAN, CORAL, DAN, DANN, MCC, AdaBN, AdaptationStrategy, SelfTraining, SourceOnly
 from .base import Strategy, get_strategy, list_strategies, register_strategy, resolve_strategy
 from .feature_extraction import FeatureExtraction
+from .few_shot import FewShot
 from .finetune import FineTune
 from .importance import KLIEP, KMM, ImportanceWeighting
 from .lora import LoRA
@@ -20,6 +21,7 @@ __all__ = [
     "SelfTraining",
     "SourceOnly",
     "FeatureExtraction",
+    "FewShot",
     "FineTune",
     "ImportanceWeighting",
     "KLIEP",

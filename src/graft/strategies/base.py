@@ -11,7 +11,7 @@ Its settings are typed: a keyword-only ``__init__`` that only stores its annotat
 ``get_params``/``set_params``, cloning and config round-trips come free, as for scikit-learn estimators, and
 :meth:`Strategy.validate` checks every value against its annotation. The settings the phases read are declared on
 the base class with neutral defaults (``label_smoothing``, ``dropout``, ``tta``, ``freeze_bn``, ``optimizer``,
-``bottleneck``, ``deep``): the phases read attributes, never probe for them or compare names.
+``bottleneck``, ``deep``, ``normalize``): the phases read attributes, never probe for them or compare names.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Strategy:
     #: the views of each unlabelled target example that a deep phase's loss takes (``("weak", "strong")``:
     #: two augmentations, FixMatch style; ``("train",)``: the training augmentation)
     target_views: ClassVar[tuple[str, ...]] = ("train",)
+    #: the estimator tasks it applies to (``text-classification``, ...); empty: every task
+    tasks: ClassVar[tuple[str, ...]] = ()
     #: :meth:`after_training` changes the head (e.g. AdaBN's target statistics)
     adapts_after_training: ClassVar[bool] = False
     #: the validation metric that picks the best epoch, when the strategy decides it (``None``: the task's)
@@ -63,6 +65,7 @@ class Strategy:
     optimizer: str = "adamw"
     bottleneck: int | None = None
     deep: bool = False
+    normalize: bool = False
 
     # -- scikit-learn style parameters -------------------------------------------------------------
     @classmethod
@@ -216,11 +219,15 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def list_strategies(adaptation: bool | None = None) -> list[str]:
+def list_strategies(adaptation: bool | None = None, task: str | None = None) -> list[str]:
     """Registered strategy names; ``adaptation=True`` keeps the domain-adaptation methods of the adaptation loop
-    (``dann``, ``coral``, ...), ``False`` the supervised ones (no target data; importance weighting is in neither)."""
+    (``dann``, ``coral``, ...), ``False`` the supervised ones (no target data; importance weighting is in neither).
+    ``task`` (an estimator's, e.g. ``image-classification``) leaves out the strategies made for other tasks only
+    (``few-shot`` is for ``text-classification``)."""
 
     def keep(cls: type[Strategy]) -> bool:
+        if task is not None and cls.tasks and task not in cls.tasks:
+            return False
         if adaptation is None:
             return True
         if adaptation:
@@ -232,7 +239,13 @@ def list_strategies(adaptation: bool | None = None) -> list[str]:
 
 def get_strategy(name: str) -> type[Strategy]:
     key = name.lower().replace("_", "-")
-    aliases = {"finetune": "fine-tune", "fe": "feature-extraction", "linear-probe": "feature-extraction"}
+    aliases = {
+        "finetune": "fine-tune",
+        "fe": "feature-extraction",
+        "linear-probe": "feature-extraction",
+        "fewshot": "few-shot",
+        "setfit": "few-shot",
+    }
     key = aliases.get(key, key)
     if key not in _STRATEGIES:
         raise ConfigError(

@@ -20,14 +20,23 @@ __all__ = ["ClassificationHead", "TransferModel", "classification_loss", "Single
 class ClassificationHead(nn.Module):
     """Dropout + linear layer, optionally after a bottleneck (Linear → BatchNorm → ReLU).
 
-    The bottleneck gives domain adaptation a trainable feature space on top of a frozen backbone.
+    The bottleneck gives domain adaptation a trainable feature space on top of a frozen backbone. ``normalize``
+    scales each input to unit L2 norm first (heads on sentence embeddings tuned for cosine similarity).
     Shape: features ``(N, in_features)`` → logits ``(N, num_classes)``; :meth:`features` returns the bottleneck
-    output ``(N, hidden)`` (or the input when there is none).
+    output ``(N, hidden)`` (or the, possibly normalised, input when there is none).
     """
 
-    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0, hidden: int | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        hidden: int | None = None,
+        normalize: bool = False,
+    ) -> None:
         super().__init__()
         self.in_features, self.num_classes, self.dropout_p, self.hidden = in_features, num_classes, dropout, hidden
+        self.normalize = normalize
         self.dropout = nn.Dropout(dropout)
         self.bottleneck = (
             nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU()) if hidden else None
@@ -35,6 +44,8 @@ class ClassificationHead(nn.Module):
         self.fc = nn.Linear(hidden or in_features, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize:
+            x = F.normalize(x, dim=-1)
         return self.bottleneck(x) if self.bottleneck is not None else x
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -47,6 +58,7 @@ class ClassificationHead(nn.Module):
             "num_classes": self.num_classes,
             "dropout": self.dropout_p,
             "hidden": self.hidden,
+            **({"normalize": True} if self.normalize else {}),
         }
 
     @classmethod
@@ -57,6 +69,7 @@ class ClassificationHead(nn.Module):
             int(cfg["num_classes"]),
             float(cfg.get("dropout", 0.0)),
             None if hidden is None else int(hidden),
+            normalize=bool(cfg.get("normalize", False)),
         )
 
 

@@ -8,6 +8,8 @@ plan in order (:func:`graft.training.phases.run_plan`). Plans are plain data, so
   density ratio, estimated with ``method``: ``classifier``, ``kmm`` or ``kliep``).
 * :class:`AdaptPhase`: domain adaptation of a bottleneck and head on frozen source and target embeddings.
 * :class:`DeepAdaptPhase`: domain adaptation of backbone and head together, source and target batches each step.
+* :class:`PairPhase`: contrastive training of the backbone alone on pairs of training examples (same label or not).
+* :class:`LogisticHeadPhase`: the linear head fitted as an L2-regularised logistic regression on cached embeddings.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["Phase", "HeadPhase", "BackbonePhase", "WeightedPhase", "AdaptPhase", "DeepAdaptPhase"]
+__all__ = [
+    "Phase",
+    "HeadPhase",
+    "BackbonePhase",
+    "WeightedPhase",
+    "AdaptPhase",
+    "DeepAdaptPhase",
+    "PairPhase",
+    "LogisticHeadPhase",
+]
 
 
 @dataclass(frozen=True)
@@ -68,3 +79,28 @@ class DeepAdaptPhase(Phase):
 
     trains_backbone: ClassVar[bool] = True
     needs_target: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class PairPhase(Phase):
+    """Train the backbone alone on pairs of labelled examples: each of ``iterations`` rounds pairs every example with
+    one of its own label and one of another label; the strategy's loss scores a pair's embeddings against the target
+    (1 same label, 0 not), at most ``max_pairs`` pairs. Its own ``epochs``, ``batch_size`` (pairs) and ``lr``; the
+    estimator's apply to the head."""
+
+    trains_backbone: ClassVar[bool] = True
+    iterations: int = 20
+    max_pairs: int | None = None
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 2e-5
+
+
+@dataclass(frozen=True)
+class LogisticHeadPhase(Phase):
+    """Fit the linear head on cached embeddings as a multinomial logistic regression with an L2 penalty of inverse
+    strength ``c`` (scikit-learn's ``C``), solved to convergence (L-BFGS) instead of epochs of AdamW. A strong penalty
+    keeps the weights near the class-mean differences: robust with a few examples per class."""
+
+    name: str = "head"
+    c: float = 1.0

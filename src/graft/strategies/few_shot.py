@@ -1,0 +1,145 @@
+"""Few-shot text classification in the manner of SetFit (Tunstall et al., 2022, "Efficient Few-Shot Learning
+Without Prompts", arXiv:2209.11055): contrastive fine-tuning of the sentence encoder on pairs, then a head.
+
+First the encoder alone trains on pairs of labelled texts (:class:`~graft.training.plan.PairPhase`): in each of
+``pair_iterations`` rounds every text is paired with a random text of its own label (target similarity 1) and one
+of another label (target 0), and the cosine similarity of the two mean-pooled embeddings regresses onto the target
+(the cosine-similarity loss of Sentence-BERT, Reimers & Gurevych, 2019). A few labelled texts give hundreds of pairs,
+so the encoder learns the task's notion of similarity from little data. Then a linear head learns on the tuned,
+L2-normalised embeddings: by default an L2-regularised logistic regression, as SetFit's head (or trained by AdamW as
+in feature extraction, the estimator's ``epochs`` and ``lr`` being the head's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from ..training.plan import HeadPhase, LogisticHeadPhase, PairPhase, Phase
+from .base import Criterion, Strategy, register_strategy
+
+__all__ = ["FewShot", "CosineSimilarityLoss", "HEADS"]
+
+#: how the head learns on the tuned embeddings
+HEADS = ("logistic", "linear")
+
+
+class CosineSimilarityLoss(nn.Module):
+    """Mean squared error between the cosine similarity of two embeddings and a target similarity (Sentence-BERT,
+    Reimers & Gurevych, EMNLP 2019; SetFit's default loss).
+
+    Shape: u, v ``(N, F)`` embeddings; target ``(N,)`` in [0, 1] (1: same label) → scalar.
+    """
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(F.cosine_similarity(u.float(), v.float(), dim=-1), target.float())
+
+
+@register_strategy
+class FewShot(Strategy):
+    """Contrastive pair fine-tuning of the text encoder, then a linear head on its normalised embeddings.
+
+    For a handful to a few hundred labelled texts per class (text classification only: single-label, two or more
+    classes). The encoder trains on ``2 * pair_iterations * N`` pairs of the ``N`` texts (at most ``max_pairs``);
+    for thousands of texts, ``fine-tune`` is the better use of the time. With only a few texts per class, pass
+    ``val_fraction=0`` so that every labelled text trains (the CLI holds out 10% unless ``--val`` names a table).
+
+    Args:
+        pair_iterations: rounds of pairing (each text gets one positive and one negative pair per round).
+        max_pairs: at most this many pairs, which bounds the training time on larger sets (fewer rounds; ``None``:
+            always ``pair_iterations``). The default is the 20 rounds of 128 texts (64 per class); on held-out SST-2
+            data, 10 rounds there (2,560 pairs) took half the time but scored 0.767 against 0.782 (3 samples).
+        pair_epochs: passes over the pairs.
+        pair_batch_size: pairs per step.
+        pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay).
+        normalize: L2-normalise the embeddings the head reads (its first operation, saved with the model).
+        head: ``logistic``: the linear head fitted as an L2-regularised logistic regression (scikit-learn's L-BFGS,
+            SetFit's default head); ``linear``: trained by AdamW for the estimator's ``epochs`` at its ``lr``, as
+            in feature extraction.
+        head_c: inverse strength of the logistic head's L2 penalty (scikit-learn's ``C``).
+        label_smoothing: cross-entropy label smoothing of a ``linear`` head.
+        dropout: dropout on the embeddings before a ``linear`` head.
+
+    Example:
+        >>> graft.TextClassifier("minilm", strategy=FewShot(pair_iterations=20))  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "few-shot"
+    tasks: ClassVar[tuple[str, ...]] = ("text-classification",)
+    # the head's, as feature extraction's
+    default_epochs: ClassVar[int] = 60
+    default_lr: ClassVar[float] = 3e-3
+
+    def __init__(
+        self,
+        *,
+        pair_iterations: int = 20,
+        max_pairs: int | None = 5120,
+        pair_epochs: int = 1,
+        pair_batch_size: int = 16,
+        pair_lr: float = 2e-5,
+        normalize: bool = True,
+        head: str = "logistic",
+        head_c: float = 1.0,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        self.pair_iterations = pair_iterations
+        self.max_pairs = max_pairs
+        self.pair_epochs = pair_epochs
+        self.pair_batch_size = pair_batch_size
+        self.pair_lr = pair_lr
+        self.normalize = normalize
+        self.head = head
+        self.head_c = head_c
+        self.label_smoothing = label_smoothing
+        self.dropout = dropout
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("pair_iterations", "pair_epochs", "pair_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"FewShot {key} must be >= 1; got {getattr(self, key)}.")
+        if self.max_pairs is not None and self.max_pairs < 2:
+            raise ConfigError(f"FewShot max_pairs must be >= 2 (or None); got {self.max_pairs}.")
+        if not self.pair_lr > 0:
+            raise ConfigError(f"FewShot pair_lr must be > 0; got {self.pair_lr}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"FewShot dropout must be in [0, 1); got {self.dropout}.")
+        if self.head not in HEADS:
+            raise ConfigError(f"FewShot head must be one of {', '.join(HEADS)}; got '{self.head}'.")
+        if not self.head_c > 0:
+            raise ConfigError(f"FewShot head_c must be > 0; got {self.head_c}.")
+
+    def plan(self) -> list[Phase]:
+        pairs = PairPhase(
+            self.name,
+            iterations=self.pair_iterations,
+            max_pairs=self.max_pairs,
+            epochs=self.pair_epochs,
+            batch_size=self.pair_batch_size,
+            lr=self.pair_lr,
+        )
+        head = LogisticHeadPhase("head", c=self.head_c) if self.head == "logistic" else HeadPhase("head")
+        return [pairs, head]
+
+    def loss(self, model: nn.Module, batch: tuple[Any, torch.Tensor], criterion: Criterion) -> dict[str, torch.Tensor]:
+        """One contrastive step on ``N`` pairs.
+
+        Args:
+            model: the encoder, inputs → embeddings ``(2N, F)``.
+            batch: ``(inputs, target)``: the ``2N`` inputs (the pairs' first items, then their second items) and the
+                target similarities ``(N,)`` (1 same label, 0 not).
+            criterion: unused (the head's loss is the task's).
+
+        Returns:
+            ``{"loss": scalar, "cosine": (N,)}``.
+        """
+        inputs, target = batch
+        u, v = model(inputs).chunk(2)
+        loss = CosineSimilarityLoss()(u, v, target)
+        return {"loss": loss, "cosine": F.cosine_similarity(u.detach().float(), v.detach().float(), dim=-1)}

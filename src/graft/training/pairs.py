@@ -1,0 +1,152 @@
+"""The contrastive pair phase (:class:`~graft.training.plan.PairPhase`): the backbone alone trains on pairs of
+labelled examples, the strategy's loss pulling the embeddings of same-label pairs together and pushing the others
+apart (SetFit, Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts"). A head phase then learns on the
+tuned embeddings.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DataError
+from .loop import LoopResult, run_loop
+from .plan import PairPhase
+
+if TYPE_CHECKING:
+    from .phases import FitContext
+
+__all__ = ["contrastive_pairs", "PairSet", "run_pairs"]
+
+
+def contrastive_pairs(
+    y: Any, iterations: int, seed: int, max_pairs: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SetFit's pair sampling, balanced: in each of ``iterations`` rounds every example is paired with a random other
+    example of its own label (target 1) and a random example of another label (target 0).
+
+    An example is its own positive only when its label has no other example. ``max_pairs`` caps the total: fewer
+    rounds (at least one), and when one round is already too many, a random half of ``max_pairs`` of its positive and
+    of its negative pairs.
+
+    Args:
+        y: integer labels ``(N,)``, at least two distinct values.
+        iterations: rounds of pairing; ``2 * iterations * N`` pairs in all, half of them positive.
+        seed: seeds the draws (the same seed gives the same pairs).
+        max_pairs: at most this many pairs (``None``: no cap).
+
+    Returns:
+        ``(first, second, target)``: index arrays ``(P,)`` into ``y`` and float32 targets,
+        ``P = 2 * iterations * N`` without a cap.
+
+    Example:
+        >>> first, second, target = contrastive_pairs([0, 0, 1, 1], iterations=2, seed=0)
+        >>> len(first), float(target.mean())
+        (16, 0.5)
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"Pair training needs one label per example, an array of shape (N,); got shape {y.shape}.")
+    labels = np.unique(y)
+    if len(labels) < 2:
+        raise DataError("Pair training needs examples of at least two labels (negative pairs have different labels).")
+    if max_pairs is not None:
+        iterations = min(iterations, max(1, max_pairs // (2 * len(y))))
+    rng = np.random.default_rng(seed)
+    firsts, seconds, targets = [], [], []
+    for label in labels:
+        own, other = np.flatnonzero(y == label), np.flatnonzero(y != label)
+        anchors = np.tile(own, iterations)
+        if len(own) > 1:  # a random other member: draw among m - 1 and skip the anchor's own position
+            pos = np.tile(np.arange(len(own)), iterations)
+            draw = rng.integers(0, len(own) - 1, size=len(anchors))
+            positives = own[draw + (draw >= pos)]
+        else:
+            positives = anchors
+        negatives = other[rng.integers(0, len(other), size=len(anchors))]
+        firsts += [anchors, anchors]
+        seconds += [positives, negatives]
+        targets += [np.ones(len(anchors), np.float32), np.zeros(len(anchors), np.float32)]
+    first, second, target = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(targets)
+    order = rng.permutation(len(first))
+    if max_pairs is not None and len(order) > max_pairs:  # one round is too many: half the cap of each kind
+        half = max(1, max_pairs // 2)
+        order = np.sort(np.concatenate([order[target[order] == t][:half] for t in (1.0, 0.0)]))
+        order = order[rng.permutation(len(order))]
+    return first[order], second[order], target[order]
+
+
+class PairSet(Dataset):
+    """Pairs of items of a training set: item ``k`` is ``(inputs of first[k], inputs of second[k], target[k])``.
+
+    ``lengths`` (the two items' token counts summed) pass through for length-grouped batches when the items have them.
+    """
+
+    def __init__(self, items: Dataset, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> None:
+        self.items, self.first, self.second, self.target = items, first, second, target
+        lengths = getattr(items, "lengths", None)
+        if lengths is not None:
+            self.lengths = [lengths[a] + lengths[b] for a, b in zip(first.tolist(), second.tolist())]
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, k: int) -> tuple[Any, Any, float]:
+        return self.items[int(self.first[k])][0], self.items[int(self.second[k])][0], float(self.target[k])
+
+
+def pair_collate(base: Callable[[list[Any]], Any] | None) -> Callable[[list[tuple[Any, Any, float]]], Any]:
+    """Batches of ``N`` pairs as ``(inputs, targets)``: the ``2N`` inputs in one batch (first items, then second
+    items, so one backbone pass embeds both) and the targets ``(N,)``."""
+    collate = base or torch.utils.data.default_collate
+
+    def run(items: list[tuple[Any, Any, float]]) -> tuple[Any, torch.Tensor]:
+        inputs, _ = collate([(a, 0) for a, _, _ in items] + [(b, 0) for _, b, _ in items])
+        return inputs, torch.tensor([t for _, _, t in items], dtype=torch.float32)
+
+    return run
+
+
+def run_pairs(phase: PairPhase, ctx: FitContext) -> LoopResult:
+    """Train the backbone on the training split's pairs with the strategy's loss (its parameter groups, at the
+    phase's learning rate); the head is untouched. Frozen-backbone features computed before are forgotten."""
+    est, strategy = ctx.est, ctx.strategy
+    if np.asarray(ctx.train.y).ndim != 1:
+        raise ConfigError(
+            f"The '{strategy.name}' strategy pairs examples by whether their labels are the same, so it needs one "
+            "label per example; multi-label data has label sets. Use fine-tune or feature-extraction for it."
+        )
+    first, second, target = contrastive_pairs(ctx.train.y, phase.iterations, est.seed, phase.max_pairs)
+    backbone = est.backbone_
+    config = ctx.config(head=False, epochs=phase.epochs, lr=phase.lr)
+    config.batch_size = phase.batch_size
+    groups = backbone.layer_groups()
+
+    def set_trainable(epoch: int) -> None:
+        k = strategy.trainable_at(epoch, len(groups))
+        for i, params in enumerate(groups):
+            for p in params:
+                p.requires_grad_(i >= len(groups) - k)
+
+    set_trainable(0)
+    result = run_loop(
+        backbone.module,
+        train_set=PairSet(est._train_dataset(ctx.train), first, second, target),
+        param_groups=strategy.param_groups(groups, [], config.lr),
+        loss_fn=functools.partial(strategy.loss, criterion=ctx.task.criterion(strategy.label_smoothing)),
+        collate_fn=pair_collate(est._collate_fn()),
+        config=config,
+        on_epoch_start=set_trainable,
+        run_dir=ctx.run_dir,
+        phase=phase.name,
+        resume=ctx.resume,
+        on_epoch_end=ctx.hook(phase.name),
+    )
+    backbone.module.eval()
+    ctx.backbone_changed()
+    return result
