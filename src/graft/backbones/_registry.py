@@ -126,7 +126,7 @@ def backbone_rows(pattern: str = "*", with_timm: bool = False) -> tuple[list[dic
 
 _BUILTINS_LOADED = False
 #: modules whose import registers the built-in (embedded, offline) backbones, as plugins do
-_BUILTIN_MODULES = ("graft.backbones.embedded",)
+_BUILTIN_MODULES = ("graft.backbones.embedded", "graft.backbones.wordllama")
 
 
 def _ensure_builtins() -> None:
