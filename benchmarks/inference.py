@@ -1,6 +1,6 @@
 """Inference speed per backend: the embedded EfficientNet-Lite0 (images/s) and MiniLM (sentences/s) as frozen
-feature extractors through Graft with ``backend="torch"``, ``"onnxruntime"`` and ``"auto"``, beside a raw onnxruntime
-session on the same exported network and inputs.
+feature extractors through Graft with ``backend="torch"``, ``"onnxruntime"``, ``"openvino"`` (when installed) and
+``"auto"``, beside a raw onnxruntime session on the same exported network and inputs.
 
 Usage:
     python benchmarks/inference.py [--images 512] [--texts 1024] [--repeats 3]
@@ -13,6 +13,7 @@ throughput with Graft's batching around it (batches of 64), median of ``--repeat
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import tempfile
@@ -69,6 +70,11 @@ def main() -> int:
         "slow",
     ]
     texts = [" ".join(rng.choice(words, rng.integers(8, 41))) for _ in range(args.texts)]
+    backends = ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else []) + ["auto"]
+    if "openvino" in backends:
+        import openvino
+
+        print(f"openvino {openvino.__version__}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, onnxruntime {ort.__version__}")
     results = []
     for kind, cls, name, data in (
@@ -76,7 +82,7 @@ def main() -> int:
         ("sentences", graft.TextClassifier, "minilm", texts),
     ):
         rates: dict[str, float] = {}
-        for backend in ("torch", "onnxruntime", "auto"):
+        for backend in backends:
             est = cls(name, "feature-extraction", device="cpu", verbose=False, backend=backend)
             est.backbone_ = est._build_backbone()
             est.strategy_ = est._strategy()

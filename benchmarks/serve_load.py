@@ -3,7 +3,12 @@ micro-batching; prints requests/s, p50/p99 latency and errors, and the single-re
 time.
 
 Usage:
-    python benchmarks/serve_load.py [--run RUN] [--clients 16] [--seconds 30] [--image IMAGE]
+    python benchmarks/serve_load.py [--run RUN] [--clients 16] [--seconds 30] [--backend openvino]
+        [--model-threads N] [--decode-threads N] [--max-wait-ms MS] [--batching both|on|off]
+
+The one-client latency is measured three ways: with the httpx client of the load test, with a bare keep-alive socket
+client (the request bytes built once: what the client costs is left out), and inside the app (the ``app`` span of
+the ``Server-Timing`` header: from the routed request to the answer, without HTTP parsing).
 
 Without ``--run`` a feature-extraction model of the embedded EfficientNet-Lite0 is trained on a few generated images
 first (offline). Every request is one image (multipart). The server runs in a child process (uvicorn), bound to
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import os
 import socket
@@ -50,7 +56,51 @@ def _train(root: Path) -> tuple[Path, bytes]:
     return run, buf.getvalue()
 
 
-async def _load(url: str, image: bytes, clients: int, seconds: float) -> tuple[list[float], int, float]:
+def _app_ms(header: str) -> float:
+    """The ``app`` span of a ``Server-Timing`` header, in ms (NaN when absent)."""
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "app":
+            return float(dur)
+    return float("nan")
+
+
+def _socket_client(port: int, image: bytes, seconds: float) -> list[float]:
+    """One client on one keep-alive connection, the request bytes built once: latencies in seconds."""
+    boundary = "graftbench"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    latencies = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        stop = time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            sock.sendall(head + body)
+            status = reader.readline()
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            if b" 200 " not in status:
+                raise SystemExit(f"the server answered {status!r}")
+            latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+async def _load(
+    url: str, image: bytes, clients: int, seconds: float, app_ms: list[float] | None = None
+) -> tuple[list[float], int, float]:
     import httpx
 
     latencies: list[float] = []
@@ -67,6 +117,8 @@ async def _load(url: str, image: bytes, clients: int, seconds: float) -> tuple[l
                     errors += 1
                 else:
                     latencies.append(time.perf_counter() - t0)
+                    if app_ms is not None:
+                        app_ms.append(_app_ms(r.headers.get("server-timing", "")))
             except httpx.HTTPError:
                 errors += 1
 
@@ -76,9 +128,9 @@ async def _load(url: str, image: bytes, clients: int, seconds: float) -> tuple[l
     return latencies, errors, time.perf_counter() - t_start
 
 
-def _serve(run: Path, port: int, batching: bool, backend: str) -> subprocess.Popen:
+def _serve(run: Path, port: int, batching: bool, backend: str, extra: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "graft", "serve", str(run), "--port", str(port), "--host", "127.0.0.1"]
-    cmd += ["--backend", backend]
+    cmd += ["--backend", backend, *extra]
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -95,9 +147,10 @@ def _serve(run: Path, port: int, batching: bool, backend: str) -> subprocess.Pop
     raise SystemExit("the server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
 
 
-def _raw_model_ms(run: Path, image: bytes, repeats: int = 50) -> tuple[float, float, float]:
-    """Median times in this process, one image: decode + preprocessing, the eager PyTorch forward pass, and a raw
-    onnxruntime session (the model exported with ``graft export``, no Graft in the loop)."""
+def _raw_model_ms(run: Path, image: bytes, repeats: int = 50) -> tuple[float, float, float, float | None]:
+    """Median times in this process, one image: decode + preprocessing, the eager PyTorch forward pass, a raw
+    onnxruntime session and (when installed) a raw OpenVINO compiled model in fp32 (the model exported with
+    ``graft export``, no Graft in the loop)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -132,7 +185,21 @@ def _raw_model_ms(run: Path, image: bytes, repeats: int = 50) -> tuple[float, fl
             t0 = time.perf_counter()
             model.model_(x)
             forward.append(time.perf_counter() - t0)
-    return tuple(1000 * float(np.median(v)) for v in (decode, forward, raw))  # type: ignore[return-value]
+    ov_ms = None
+    if importlib.util.find_spec("openvino") is not None:
+        import openvino as ov
+
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        request = ov.Core().compile_model(str(onnx), "CPU", config).create_infer_request()
+        request.infer({0: np.ascontiguousarray(inputs[0].numpy())})  # warm-up
+        times = []
+        for x in inputs:
+            t0 = time.perf_counter()
+            request.infer({0: np.ascontiguousarray(x.numpy())})
+            times.append(time.perf_counter() - t0)
+        ov_ms = 1000 * float(np.median(times))
+    decode_ms, forward_ms, raw_ms = (1000 * float(np.median(v)) for v in (decode, forward, raw))
+    return decode_ms, forward_ms, raw_ms, ov_ms
 
 
 def main() -> int:
@@ -140,42 +207,62 @@ def main() -> int:
     ap.add_argument("--run", default=None)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--backend", default="torch", help="torch, onnxruntime or auto")
+    ap.add_argument("--backend", default="torch", help="torch, onnxruntime, openvino or auto")
+    ap.add_argument("--model-threads", type=int, default=None, help="graft serve --model-threads")
+    ap.add_argument("--decode-threads", type=int, default=None, help="graft serve --decode-threads")
+    ap.add_argument("--max-wait-ms", type=float, default=None, help="graft serve --max-wait-ms")
+    ap.add_argument("--batching", choices=("both", "on", "off"), default="both", help="which servers to load")
     args = ap.parse_args()
+    options = (("model-threads", args.model_threads), ("decode-threads", args.decode_threads))
+    extra = [f"--{k}={v}" for k, v in (*options, ("max-wait-ms", args.max_wait_ms)) if v is not None]
     os.environ.setdefault("GRAFT_CACHE_DIR", tempfile.mkdtemp(prefix="graft-load-"))
     root = Path(tempfile.mkdtemp(prefix="graft-load-run-"))
     run, image = (Path(args.run), None) if args.run else _train(root)
     if image is None:
         raise SystemExit("--run needs an image model and a sample image; leave --run out to generate both")
-    decode_ms, forward_ms, raw_ms = _raw_model_ms(run, image)
+    decode_ms, forward_ms, raw_ms, ov_ms = _raw_model_ms(run, image)
     print(
         f"one image in-process: decode+preprocess {decode_ms:.1f} ms, eager forward {forward_ms:.1f} ms, "
         f"raw onnxruntime session {raw_ms:.1f} ms"
+        + (f", raw OpenVINO compiled model {ov_ms:.1f} ms" if ov_ms is not None else "")
     )
     rows = []
-    for batching in (True, False):
+    for batching in {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]:
         port = _free_port()
-        proc = _serve(run, port, batching, args.backend)
+        proc = _serve(run, port, batching, args.backend, extra)
         try:
             url = f"http://127.0.0.1:{port}/"
-            single, _, _ = asyncio.run(_load(url, image, 1, min(10.0, args.seconds)))
+            app_ms: list[float] = []
+            single, _, _ = asyncio.run(_load(url, image, 1, min(10.0, args.seconds), app_ms))
+            bare = _socket_client(port, image, min(10.0, args.seconds))
             lat, errors, wall = asyncio.run(_load(url, image, args.clients, args.seconds))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
-        rows.append((batching, len(lat) / wall, 1000 * q[49], 1000 * q[98], errors, 1000 * statistics.median(single)))
+        ones = [1000 * statistics.median(v) for v in (single, bare)] + [statistics.median(app_ms)]
+        rows.append((batching, len(lat) / wall, 1000 * q[49], 1000 * q[98], errors, *ones))
     print(f"\n{args.clients} clients for {args.seconds:.0f} s each, one image per request, backend {args.backend}")
-    print(f"{'micro-batching':16s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'1 client p50':>13s}")
-    for batching, rps, p50, p99, errors, single in rows:
-        print(f"{'on' if batching else 'off':16s} {rps:8.1f} {p50:8.1f} {p99:8.1f} {errors:7d} {single:12.1f}")
-    print(f"\nthroughput ratio on/off: {rows[0][1] / rows[1][1]:.2f}x")
-    for batching, *_, single in rows:
+    print(f"server options: {' '.join(extra) or '(defaults)'}")
+    print(
+        f"{'micro-batching':16s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}   one client p50 ms: "
+        "httpx / bare socket / in app"
+    )
+    for batching, rps, p50, p99, errors, single, bare, app in rows:
         print(
-            f"single-request p50 (micro-batching {'on' if batching else 'off'}) / (decode + raw onnxruntime session): "
-            f"{single / (decode_ms + raw_ms):.2f}x; / (decode + eager forward): "
-            f"{single / (decode_ms + forward_ms):.2f}x"
+            f"{'on' if batching else 'off':16s} {rps:8.1f} {p50:8.1f} {p99:8.1f} {errors:7d}   "
+            f"{single:6.1f} / {bare:6.1f} / {app:6.1f}"
         )
+    if len(rows) == 2:
+        print(f"\nthroughput ratio on/off: {rows[0][1] / rows[1][1]:.2f}x")
+    bases = {"decode + raw onnxruntime session": raw_ms, "decode + eager forward": forward_ms}
+    if ov_ms is not None:
+        bases["decode + raw OpenVINO"] = ov_ms
+    for batching, *_, single, bare, app in rows:
+        print(f"one-client p50 with micro-batching {'on' if batching else 'off'}, as a multiple of:")
+        for name, ms in bases.items():
+            base = decode_ms + ms
+            print(f"  {name:34s} httpx {single / base:.2f}x, bare socket {bare / base:.2f}x, in app {app / base:.2f}x")
     return 0
 
 

@@ -57,6 +57,56 @@ def test_image_predictions_metadata_and_page(image_run: tuple[Path, Path]) -> No
     assert client.get("/openapi.json").status_code == 200
 
 
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_served_probabilities_are_the_models(image_run: tuple[Path, Path], backend: str) -> None:
+    """Images decoded beside the model (a pool of decode threads) give the probabilities of ``predict_proba`` on the
+    same files, one per request or several in one."""
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
+        pytest.importorskip("onnxscript")
+    import numpy as np
+
+    import graft
+
+    run, data = image_run
+    paths = sorted(data.rglob("*.png"))[:3]
+    expected = graft.load(run).predict_proba([str(p) for p in paths])
+    labels = [str(c) for c in graft.load(run).classes_]
+    config = ServeConfig(model_threads=1, decode_threads=1, top_k=len(labels))
+    with TestClient(create_app(run, config=config, backend=backend)) as client:
+        files = [("file", (p.name, p.read_bytes(), "image/png")) for p in paths]
+        together = client.post("/predict", files=files).json()["predictions"]
+        alone = [client.post("/predict", files=[f]).json()["predictions"][0] for f in files]
+    for answers in (together, alone):
+        got = np.array([[{t["label"]: t["probability"] for t in a["top_k"]}[c] for c in labels] for a in answers])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_server_thread_settings_are_checked() -> None:
+    from graft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model_threads must be a positive integer; got 0"):
+        ServeConfig(model_threads=0)
+    with pytest.raises(ConfigError, match="decode_threads must be a positive integer"):
+        ServeConfig(decode_threads=True)
+
+
+def test_decoded_images_of_another_size_are_refused(image_run: tuple[Path, Path]) -> None:
+    import numpy as np
+
+    import graft
+    from graft.data.images import ImageSet
+    from graft.errors import DataError
+
+    model = graft.load(image_run[0])
+    size = model._preprocessing().resize_size
+    wrong = ImageSet([np.zeros((size + 1, size + 5, 3), np.uint8)], None, ["a.png"], ["0"])
+    with pytest.raises(DataError, match=f"'a.png' has shape .*short_side={size}"):
+        model.predict_proba(wrong)
+    right = ImageSet([np.zeros((size, size + 5, 3), np.uint8)], None, ["a.png"], ["0"])
+    assert model.predict_proba(right).shape == (1, len(model.classes_))
+
+
 def test_text_predictions(text_run: Path) -> None:
     client = TestClient(create_app(text_run))
     answer = client.post("/predict", json={"texts": ["a good film", "a bad film"]})

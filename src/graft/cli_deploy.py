@@ -55,20 +55,27 @@ def serve(
     max_batch: int = typer.Option(32, help="Most inputs in one forward pass (concurrent requests are batched)."),
     max_wait_ms: float = typer.Option(5.0, help="How long a request waits for others to share its batch."),
     no_batching: bool = typer.Option(False, "--no-batching", metavar="", help="Run each request on its own."),
-    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime, openvino or auto."),
+    model_threads: int | None = typer.Option(None, help="Threads of one forward pass (default: one per core)."),
+    decode_threads: int = typer.Option(2, help="Threads decoding images while the model runs."),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs, a page at /.
 
-    Example: graft serve runs/ants --port 8000;  curl -F file=@ant.jpg localhost:8000/predict
+    Example: graft serve runs/ants --port 8000 --backend openvino;  curl -F file=@ant.jpg localhost:8000/predict
     """
     import uvicorn
 
     from .serve import ServeConfig, create_app
 
-    config = ServeConfig(
-        max_batch=max_batch, max_wait_ms=max_wait_ms, batching=not no_batching, api_key_env=api_key_env
-    )
     try:
+        config = ServeConfig(
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            batching=not no_batching,
+            api_key_env=api_key_env,
+            model_threads=model_threads,
+            decode_threads=decode_threads,
+        )
         application = create_app(run, device=device, config=config, backend=backend)
     except GraftError as e:
         _fail(e)

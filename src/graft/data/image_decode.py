@@ -140,11 +140,21 @@ def _decode_dicom_file(data: bytes, digest: str, short_side: int | None) -> _Dec
     return _Decoded(_to_array(Image.fromarray(rgb, "RGB"), short_side), digest)
 
 
+def decode_pil(im: Image.Image, short_side: int | None) -> np.ndarray:
+    """``im`` as a model reads it: EXIF orientation applied, RGB ``uint8``, shortest side resized to ``short_side``;
+    the same array as :func:`graft.data.images.load_images` gives, without its content hash (for callers that cache
+    nothing, such as the server). The caller's image is left untouched.
+
+    Raises:
+        OSError, ValueError, ...: (``graft.errors.DECODER_ERRORS``) when the image data cannot be decoded.
+    """
+    return _to_array(ImageOps.exif_transpose(im), short_side)  # exif_transpose copies
+
+
 def _decode_pil(im: Image.Image, short_side: int | None) -> _Decoded:
     try:
         digest = _digest(im.mode.encode(), repr(im.size).encode(), im.tobytes())
-        upright = ImageOps.exif_transpose(im)  # a copy: the caller's image is left untouched
-        return _Decoded(_to_array(upright, short_side), digest)
+        return _Decoded(decode_pil(im, short_side), digest)
     except MemoryError:
         raise
     except DECODER_ERRORS as exc:  # e.g. a lazily loaded image whose file is truncated

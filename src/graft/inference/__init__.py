@@ -1,4 +1,4 @@
-"""Inference backends for frozen networks: eager PyTorch, onnxruntime, or ``auto`` (the fastest that agrees)."""
+"""Inference backends for frozen networks: eager PyTorch, onnxruntime, OpenVINO, or ``auto`` (the fastest)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,22 @@
-"""Running a frozen network: eager PyTorch, onnxruntime, or ``auto``.
+"""Running a frozen network: eager PyTorch, onnxruntime, OpenVINO, or ``auto``.
 
-``auto`` exports the network once to ONNX (cached under ``$GRAFT_CACHE_DIR/onnx``, keyed by its weights and input
-layout), times each backend on a probe batch, and keeps the fastest whose outputs agree with eager fp32 (relative
-error at most ``TOLERANCE``); the choice is cached per machine and model in ``$GRAFT_CACHE_DIR/backends.json``, so
-the micro-benchmark runs once.
+onnxruntime and OpenVINO run the network exported once to ONNX (cached under ``$GRAFT_CACHE_DIR/onnx``, keyed by its
+weights and input layout); each is imported only when chosen (or by ``auto``, when installed). ``auto`` times eager
+PyTorch and every installed backend on a probe batch and keeps the fastest whose outputs agree with eager fp32
+(relative error at most ``TOLERANCE``); the choice is cached per machine, model and set of installed backends in
+``$GRAFT_CACHE_DIR/backends.json``, so the micro-benchmark runs once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +32,9 @@ from ..errors import ConfigError
 
 __all__ = ["BACKENDS", "TOLERANCE", "NamedInputs", "Runner", "export_example", "make_runner", "runner_for"]
 
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
+#: the backends that run the exported ONNX network, and the packages each needs (onnxscript: the exporter)
+_EXPORTED = {"onnxruntime": ("onnxruntime", "onnxscript", "onnx"), "openvino": ("openvino", "onnxscript", "onnx")}
 #: largest relative error ``|out - eager| / |eager|`` (L2 over a probe batch) a backend may have to be chosen by auto
 TOLERANCE = 1e-4
 
@@ -102,6 +107,40 @@ def _onnx_runner(path: Path) -> Runner:
     return run
 
 
+def _openvino_runner(path: Path) -> Runner:
+    """OpenVINO on the CPU, in fp32 (its CPU plugin would otherwise pick bf16 on CPUs that have it, which is not
+    within ``TOLERANCE`` of eager fp32), with as many threads as PyTorch; one infer request per calling thread."""
+    import openvino as ov
+
+    config = {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+    }
+    compiled = ov.Core().compile_model(ov.Core().read_model(str(path)), "CPU", config)
+    wanted = [i.get_any_name() for i in compiled.inputs]
+    local = threading.local()
+
+    def run(inputs: Any) -> torch.Tensor:
+        named = inputs if isinstance(inputs, dict) else {"input": inputs}
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        feed = {k: np.ascontiguousarray(named[k].cpu().numpy()) for k in wanted}
+        # the request's output buffer is reused by its next call: infer copies the outputs out (share_outputs=False)
+        return torch.from_numpy(request.infer(feed, share_inputs=True)[0])
+
+    return run
+
+
+_RUNNERS: dict[str, Callable[[Path], Runner]] = {"onnxruntime": _onnx_runner, "openvino": _openvino_runner}
+
+
+def _installed(backend: str) -> bool:
+    """Whether the packages ``backend`` needs can be imported (without importing them)."""
+    return all(importlib.util.find_spec(name) is not None for name in _EXPORTED[backend])
+
+
 def _model_key(module: nn.Module, example: Any) -> str:
     named, _ = _named(example)
     layout = [(k, v.dim(), str(v.dtype)) for k, v in named.items()]
@@ -123,30 +162,31 @@ def make_runner(
 
     Args:
         module: the frozen network, in eval mode.
-        backend: ``torch``, ``onnxruntime`` or ``auto``.
+        backend: ``torch``, ``onnxruntime``, ``openvino`` or ``auto``.
         example: one batch of inputs (a tensor or a dict of tensors), for the export and the micro-benchmark.
-        device: where the module runs; onnxruntime is used on the CPU only (``auto`` keeps PyTorch elsewhere).
+        device: where the module runs; onnxruntime and OpenVINO are used on the CPU only (``auto`` keeps PyTorch
+            elsewhere).
+
+    Example:
+        >>> used, runner = make_runner(net.eval(), "auto", torch.rand(8, 3, 224, 224))  # doctest: +SKIP
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got '{backend}'.")
     on_cpu = device is None or torch.device(device).type == "cpu"
     if backend == "torch" or (backend == "auto" and not on_cpu):
         return "torch", None
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        if backend == "onnxruntime":
-            raise ConfigError("backend 'onnxruntime' needs: pip install onnxruntime onnxscript onnx.") from None
+    if backend != "auto" and not _installed(backend):
+        raise ConfigError(f"backend '{backend}' needs: pip install {' '.join(_EXPORTED[backend])} (or graft[deploy]).")
+    candidates = [backend] if backend != "auto" else [b for b in _EXPORTED if _installed(b)]
+    if not candidates:
         return "torch", None
     key = _model_key(module, example)
     path = cache_root() / "onnx" / f"{key}.onnx"
     if not path.exists():
         export_onnx(module.cpu().eval(), example, path)
-    runner = _onnx_runner(path)
-    if backend == "onnxruntime":
-        return "onnxruntime", runner
-    return _choose(module, runner, example, key)
+    if backend != "auto":
+        return backend, _RUNNERS[backend](path)
+    return _choose(module, candidates, path, example, key)
 
 
 def runner_for(est: Any, module: nn.Module, data: Any, rows: Any) -> Runner | None:
@@ -165,27 +205,33 @@ def runner_for(est: Any, module: nn.Module, data: Any, rows: Any) -> Runner | No
     return runners[id(module)][1]  # type: ignore[no-any-return]
 
 
-def _choose(module: nn.Module, runner: Runner, example: Any, key: str) -> tuple[str, Runner | None]:
-    """The faster of eager PyTorch and onnxruntime on ``example``, if onnxruntime agrees; cached per machine."""
+def _choose(module: nn.Module, candidates: list[str], path: Path, example: Any, key: str) -> tuple[str, Runner | None]:
+    """The fastest of eager PyTorch and the ``candidates`` on ``example`` among those that agree with eager fp32;
+    timed once per machine, model and set of candidates (a later call builds only the chosen backend)."""
     store = cache_root() / "backends.json"
     decisions: dict[str, Any] = {}
     with contextlib.suppress(OSError, json.JSONDecodeError):
         decisions = json.loads(store.read_text())
-    entry = decisions.get(f"{_machine()}/{key}")
-    if entry is None:
-        with torch.no_grad():
-            eager = module(example).float()
-            error = _rel_error(runner(example), eager)
-            times = {}
-            for name, fn in (("torch", lambda: module(example)), ("onnxruntime", lambda: runner(example))):
-                fn()  # warm-up
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    fn()
-                times[name] = (time.perf_counter() - t0) / 3
-        ok = error <= TOLERANCE
-        pick = "onnxruntime" if ok and times["onnxruntime"] < times["torch"] else "torch"
-        entry = {"backend": pick, "seconds_per_batch": times, "onnx_rel_error": error}
-        decisions[f"{_machine()}/{key}"] = entry
-        atomic_write_json(store, decisions)
-    return entry["backend"], (runner if entry["backend"] == "onnxruntime" else None)
+    slot = f"{_machine()}/{key}/{'+'.join(candidates)}"
+    entry = decisions.get(slot)
+    if entry is not None and entry.get("backend") in ("torch", *candidates):
+        pick = entry["backend"]
+        return pick, (None if pick == "torch" else _RUNNERS[pick](path))
+    runners = {name: _RUNNERS[name](path) for name in candidates}
+    with torch.no_grad():
+        eager = module(example).float()
+        errors = {name: _rel_error(run(example), eager) for name, run in runners.items()}
+        calls: dict[str, Callable[[], Any]] = {"torch": lambda: module(example)}
+        calls.update({name: (lambda r=run: r(example)) for name, run in runners.items()})
+        times = {}
+        for name, fn in calls.items():
+            fn()  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(3):
+                fn()
+            times[name] = (time.perf_counter() - t0) / 3
+    agreeing = ["torch", *(name for name in candidates if errors[name] <= TOLERANCE)]
+    pick = min(agreeing, key=lambda name: times[name])
+    decisions[slot] = {"backend": pick, "seconds_per_batch": times, "rel_error": errors}
+    atomic_write_json(store, decisions)
+    return pick, runners.get(pick)
