@@ -98,13 +98,15 @@ def _concrete(args: list[str], places: dict[str, str]) -> list[str]:
             token = places["runs/"] + token.removeprefix("runs/")
         out.append(token)
     if args[0] == "train":
-        out += ["--epochs", "1"]
+        out += [] if "--budget" in args else ["--epochs", "1"]  # a budgeted run chooses its epochs
         if {places["path/to/images"], places["source_images/"], places["labels.csv"]} & set(out):
             out += ["--image-size", "32"]
     if args[0] == "lr-find":
         out += ["--steps", "5"]
     if args[0] == "compare-adaptation":
         out += ["--epochs", "1", "--image-size", "32"]
+    if args[0] == "compare":  # one seed, one epoch (a later --seeds wins)
+        out += ["--epochs", "1", "--seeds", "1"] + (["--image-size", "32"] if places["path/to/images"] in out else [])
     return out
 
 

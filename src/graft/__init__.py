@@ -27,6 +27,7 @@ __all__ = [
     "TokenClassifier",
     "__version__",
     "adapt",
+    "compare",
     "load",
     "strategies",
 ]
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .estimators.tabular import TabularClassifier
     from .estimators.text import TextClassifier
     from .estimators.tokens import TokenClassifier
+    from .selection.compare import compare
 
 _LAZY = {
     "TextClassifier": ("estimators.text", "TextClassifier"),
@@ -49,6 +51,7 @@ _LAZY = {
     "load": ("estimators.bundles", "load"),
     "strategies": ("strategies", None),
     "adapt": ("adapt", None),
+    "compare": ("selection.compare", "compare"),
 }
 
 

@@ -14,8 +14,10 @@ from rich.table import Table
 from ._cli_common import _fail, _print_json, err, out
 from .cli_adaptation import register as _register_adaptation
 from .cli_choose import register as _register_choose
+from .cli_compare import register as _register_compare
 from .cli_deploy import register as _register_deploy
 from .cli_explain import register as _register_explain
+from .cli_report import register as _register_report
 from .commands.training import make_estimator, parse_set, resolve_task
 from .errors import ConfigError, GraftError
 
@@ -29,8 +31,8 @@ app = typer.Typer(
 
 
 STRATEGY_HELP = (
-    "fine-tune, feature-extraction, lora; with --target: source-only, dann, cdan, mcc, coral, mmd, adabn, "
-    "self-training."
+    "fine-tune, feature-extraction, lora, few-shot (texts: contrastive pairs, then a head); with --target: "
+    "source-only, dann, cdan, mcc, coral, mmd, adabn, self-training."
 )
 
 
@@ -92,6 +94,7 @@ def models(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Path = typer.Argument(
         ...,
         help="Images: a folder of class sub-folders (optionally train/ val/ test/) or a CSV of path,label. Text: a "
@@ -173,11 +176,19 @@ def train(
     ),
     calibration: str | None = typer.Option(None, help="Tables, two classes: platt or isotonic, fitted on validation."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print the training summary as JSON."),
+    budget: str | None = typer.Option(
+        None, help="Wall-clock budget (90s, 2m, 1h): choose backbone, strategy, lr and epochs, and train within it."
+    ),
 ) -> None:
     """Train a model on DATA and write the run (bundle, metrics.jsonl, plots) to -o RUN.
 
-    Example: graft train data/ants_bees -o runs/ants --strategy feature-extraction
+    Example: graft train data/ants_bees -o runs/ants --strategy feature-extraction;
+    graft train data/ants_bees --budget 2m -o runs/auto
     """
+    if budget is not None:
+        from .cli_budget import train_with_budget
+
+        return train_with_budget(ctx, budget)
     try:
         task = resolve_task(data, task)
         common = dict(
@@ -304,7 +315,7 @@ def evaluate(
         None, help="Folder for report.html and confusion_matrix.png (default: a new RUN/evaluation/DATA-SPLIT)."
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
-    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime, openvino or auto."),
     tta: bool = typer.Option(
         False, "--tta", metavar="", help="Images: average each image's and its horizontal mirror's outputs."
     ),
@@ -348,7 +359,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON on stdout."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     batch_size: int = typer.Option(256, help="With --output: inputs decoded and predicted per chunk."),
-    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime or auto (the faster)."),
+    backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime, openvino or auto."),
     tta: bool = typer.Option(
         False, "--tta", metavar="", help="Images: average each image's and its horizontal mirror's outputs."
     ),
@@ -437,7 +448,9 @@ def demo(
 
 _register_adaptation(app)
 _register_choose(app)
+_register_compare(app)
 _register_explain(app)
+_register_report(app)
 _register_deploy(app)
 
 
