@@ -190,6 +190,32 @@ def test_micro_batching_joins_concurrent_requests_and_keeps_their_order() -> Non
     assert sum(calls) == 20 and max(calls) <= 8 and len(calls) <= 4, calls  # 20 items in batches of up to 8
 
 
+def test_a_batch_waits_for_requests_being_decoded_but_not_for_absent_ones() -> None:
+    calls: list[list[int]] = []
+
+    def record(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return items
+
+    async def late(batcher: MicroBatcher) -> list[int]:
+        with batcher.arriving():  # e.g. its image is being decoded
+            await asyncio.sleep(0.2)
+        return await batcher.submit([2])
+
+    async def main() -> float:
+        batcher = MicroBatcher(record, max_batch=8, max_wait=5.0)
+        arriving = asyncio.create_task(late(batcher))
+        await asyncio.sleep(0)  # the late request has been accepted
+        assert await asyncio.gather(batcher.submit([1]), arriving) == [[1], [2]]
+        t0 = time.perf_counter()
+        assert await batcher.submit([3]) == [3]  # nobody else is on the way: no wait
+        await batcher.close()
+        return time.perf_counter() - t0
+
+    assert asyncio.run(main()) < 1.0
+    assert calls == [[1, 2], [3]]
+
+
 def test_a_failing_batch_answers_its_requests_with_the_error() -> None:
     def boom(items: list[int]) -> list[int]:
         raise ValueError("broken model")

@@ -257,10 +257,11 @@ def create_app(
     @app.post("/predict")
     async def predict(request: Request, top_k: int | None = None) -> JSONResponse:
         t0 = time.perf_counter()
-        items = await _read_inputs(request, modality, cfg, columns)
-        t1 = time.perf_counter()
-        if decoder is not None:  # image files: decoded beside the event loop and the model
-            items = await asyncio.get_running_loop().run_in_executor(decoder, _decoded, items, short_side)
+        with batcher.arriving():  # a micro-batch being formed waits for this request (at most max_wait)
+            items = await _read_inputs(request, modality, cfg, columns)
+            t1 = time.perf_counter()
+            if decoder is not None:  # image files: decoded beside the event loop and the model
+                items = await asyncio.get_running_loop().run_in_executor(decoder, _decoded, items, short_side)
         t2 = time.perf_counter()
         results = await batcher.submit(items)
         t3 = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 __all__ = ["MicroBatcher"]
@@ -17,8 +18,9 @@ class MicroBatcher:
     Args:
         fn: ``fn(items) -> results``, one result per item, in order.
         max_batch: most items per call of ``fn``.
-        max_wait: seconds the first item of a batch waits for others, when the last batch served several requests
-            (0: no waiting, but items already queued still join).
+        max_wait: at most how long a batch waits for requests that the server has accepted but not yet submitted
+            (see :meth:`arriving`: being read or decoded); it never waits for requests that do not exist yet, so a
+            lone client gets its answer without the wait (0: no waiting, but items already queued still join).
         executor: the one-thread executor that runs ``fn`` (default: a new one).
     """
 
@@ -34,12 +36,22 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0  # calls of fn, for monitoring and tests
-        self._last_requests = 0  # requests served by the last call of fn
+        self._arriving = 0  # requests inside arriving(): accepted, not submitted yet
         # one long-lived thread runs every pass (PyTorch's OpenMP pool belongs to the thread that calls it: a model
         # used from two threads runs ~1.5x slower on a 2-core machine, so the caller should load it in this thread too)
         self._executor = executor or concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="graft-model"
         )
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Marks a request being read or decoded (on the event loop, before :meth:`submit`): a batch being formed
+        waits for it, up to ``max_wait``."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     async def submit(self, items: Sequence[Any]) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -58,15 +70,16 @@ class MicroBatcher:
             pending = [carry if carry is not None else await self._queue.get()]
             carry = None
             size = len(pending[0][0])
-            # wait for others only under concurrency (the last pass served several requests): a lone client
-            # gets its answer without the wait
-            deadline = loop.time() + (self.max_wait if self._last_requests > 1 else 0.0)
+            # the queued requests join at once; the batch waits only for requests already on their way (being read
+            # or decoded), never for ones that may come: the model does not idle for clients that are not there
+            deadline = loop.time() + self.max_wait
             while size < self.max_batch:
                 timeout = deadline - loop.time()
                 try:
-                    nxt = (
-                        self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
-                    )
+                    if self._queue.empty() and self._arriving > 0 and timeout > 0:
+                        nxt = await asyncio.wait_for(self._queue.get(), timeout)
+                    else:
+                        nxt = self._queue.get_nowait()
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
                 if size + len(nxt[0]) > self.max_batch:
@@ -79,7 +92,6 @@ class MicroBatcher:
     async def _run_batch(self, pending: list[tuple[Sequence[Any], asyncio.Future[list[Any]]]]) -> None:
         items = [item for request, _ in pending for item in request]
         self.batches += 1
-        self._last_requests = len(pending)
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self.fn, items)
         except Exception as e:  # noqa: BLE001 - handed to the waiting requests, which answer with an error
