@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/fewshot.py [--sst2 DIR] [--budgets 8,64] [--seeds 5] [--methods feature-extraction,few-shot]
-        [--set KEY=VALUE ...] [--eval test|holdout] [--model minilm]
+        [--set KEY=VALUE ...] [--eval test|holdout] [--model minilm] [--threads N]
 
 For each budget k and seed s, k sentences per class are drawn from ``train.tsv`` (seeded by s; the same texts for
 every method), each method is fitted on them with all of them as training data (``val_fraction=0``) and scored on
@@ -89,6 +89,7 @@ def main() -> int:
     ap.add_argument("--set", dest="settings", action="append", default=[], help="a FewShot setting, KEY=VALUE")
     ap.add_argument("--eval", default="test", choices=["test", "holdout"])
     ap.add_argument("--model", default="minilm")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     args.settings = {k: _value(v) for k, _, v in (s.partition("=") for s in args.settings)}
@@ -100,10 +101,12 @@ def main() -> int:
     import torch
 
     from graft.data.text import read_text_table
+    from graft.strategies import FewShot
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval={args.eval}", flush=True)
-    if args.settings:
-        print(f"few-shot settings: {args.settings}", flush=True)
+    print(f"few-shot: {FewShot(**args.settings)!r}", flush=True)
     train = read_text_table(Path(args.sst2) / "train.tsv")
     labels = [int(v) for v in train.labels]  # type: ignore[union-attr]
     ev = _eval_set(args)

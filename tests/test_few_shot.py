@@ -19,7 +19,7 @@ from graft.errors import ConfigError, DataError
 from graft.strategies import FewShot, get_strategy, list_strategies
 from graft.strategies.few_shot import CosineSimilarityLoss
 from graft.training.logistic import logistic_weights
-from graft.training.pairs import contrastive_pairs
+from graft.training.pairs import contrastive_pairs, pair_lr
 
 #: the tiny model learns fast at rates far above MiniLM's
 TINY = FewShot(pair_iterations=4, pair_epochs=3, pair_lr=3e-3)
@@ -85,6 +85,13 @@ def test_a_lone_text_is_its_own_positive() -> None:
 def test_pairs_refuse_one_label_and_label_sets(y: Any) -> None:
     with pytest.raises(DataError, match="two labels|one label per example"):
         contrastive_pairs(y, iterations=1, seed=0)
+
+
+def test_default_pair_lr_scales_with_the_steps() -> None:
+    """SetFit's 2e-5 for 320 steps (64 texts per class), more for fewer steps, at most 1e-4 (8 per class: 40)."""
+    assert pair_lr(320) == pair_lr(5000) == pytest.approx(2e-5)
+    assert pair_lr(160) == pytest.approx(4e-5) and pair_lr(40) == pair_lr(1) == pytest.approx(1e-4)
+    assert FewShot().plan()[0].lr is None and FewShot(pair_lr=3e-5).plan()[0].lr == 3e-5
 
 
 def test_cosine_similarity_loss() -> None:

@@ -55,7 +55,9 @@ class FewShot(Strategy):
             data, 10 rounds there (2,560 pairs) took half the time but scored 0.767 against 0.782 (3 samples).
         pair_epochs: passes over the pairs.
         pair_batch_size: pairs per step.
-        pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay).
+        pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay). ``None``:
+            SetFit's 2e-5 for 320 steps or more (64 texts per class), scaled up as there are fewer steps, to at most
+            1e-4 (8 texts per class: 40 steps) (:func:`graft.training.pairs.pair_lr`).
         normalize: L2-normalise the embeddings the head reads (its first operation, saved with the model).
         head: ``logistic``: the linear head fitted as an L2-regularised logistic regression (scikit-learn's L-BFGS,
             SetFit's default head); ``linear``: trained by AdamW for the estimator's ``epochs`` at its ``lr``, as
@@ -81,7 +83,7 @@ class FewShot(Strategy):
         max_pairs: int | None = 5120,
         pair_epochs: int = 1,
         pair_batch_size: int = 16,
-        pair_lr: float = 2e-5,
+        pair_lr: float | None = None,
         normalize: bool = True,
         head: str = "logistic",
         head_c: float = 1.0,
@@ -106,7 +108,7 @@ class FewShot(Strategy):
                 raise ConfigError(f"FewShot {key} must be >= 1; got {getattr(self, key)}.")
         if self.max_pairs is not None and self.max_pairs < 2:
             raise ConfigError(f"FewShot max_pairs must be >= 2 (or None); got {self.max_pairs}.")
-        if not self.pair_lr > 0:
+        if self.pair_lr is not None and not self.pair_lr > 0:
             raise ConfigError(f"FewShot pair_lr must be > 0; got {self.pair_lr}.")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"FewShot dropout must be in [0, 1); got {self.dropout}.")

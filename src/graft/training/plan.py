@@ -85,15 +85,15 @@ class DeepAdaptPhase(Phase):
 class PairPhase(Phase):
     """Train the backbone alone on pairs of labelled examples: each of ``iterations`` rounds pairs every example with
     one of its own label and one of another label; the strategy's loss scores a pair's embeddings against the target
-    (1 same label, 0 not), at most ``max_pairs`` pairs. Its own ``epochs``, ``batch_size`` (pairs) and ``lr``; the
-    estimator's apply to the head."""
+    (1 same label, 0 not), at most ``max_pairs`` pairs. Its own ``epochs``, ``batch_size`` (pairs) and ``lr``
+    (``None``: from the number of steps, :func:`graft.training.pairs.pair_lr`); the estimator's apply to the head."""
 
     trains_backbone: ClassVar[bool] = True
     iterations: int = 20
     max_pairs: int | None = None
     epochs: int = 1
     batch_size: int = 16
-    lr: float = 2e-5
+    lr: float | None = None
 
 
 @dataclass(frozen=True)
