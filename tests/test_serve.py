@@ -57,10 +57,12 @@ def test_image_predictions_metadata_and_page(image_run: tuple[Path, Path]) -> No
     assert client.get("/openapi.json").status_code == 200
 
 
-@pytest.mark.parametrize("backend", ["torch", "openvino"])
-def test_served_probabilities_are_the_models(image_run: tuple[Path, Path], backend: str) -> None:
-    """Images decoded beside the model (a pool of decode threads) give the probabilities of ``predict_proba`` on the
-    same files, one per request or several in one."""
+@pytest.mark.parametrize(("backend", "decode_threads"), [("torch", None), ("torch", 1), ("openvino", None)])
+def test_served_probabilities_are_the_models(
+    image_run: tuple[Path, Path], backend: str, decode_threads: int | None
+) -> None:
+    """Images decoded on the event loop or beside the model (a pool of decode threads) give the probabilities of
+    ``predict_proba`` on the same files, one per request or several in one."""
     if backend == "openvino":
         pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
         pytest.importorskip("onnxscript")
@@ -72,7 +74,7 @@ def test_served_probabilities_are_the_models(image_run: tuple[Path, Path], backe
     paths = sorted(data.rglob("*.png"))[:3]
     expected = graft.load(run).predict_proba([str(p) for p in paths])
     labels = [str(c) for c in graft.load(run).classes_]
-    config = ServeConfig(model_threads=1, decode_threads=1, top_k=len(labels))
+    config = ServeConfig(model_threads=1, decode_threads=decode_threads, top_k=len(labels))
     with TestClient(create_app(run, config=config, backend=backend)) as client:
         files = [("file", (p.name, p.read_bytes(), "image/png")) for p in paths]
         together = client.post("/predict", files=files).json()["predictions"]
@@ -85,9 +87,9 @@ def test_served_probabilities_are_the_models(image_run: tuple[Path, Path], backe
 def test_server_thread_settings_are_checked() -> None:
     from graft.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="model_threads must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="model_threads must be an integer of at least 1; got 0"):
         ServeConfig(model_threads=0)
-    with pytest.raises(ConfigError, match="decode_threads must be a positive integer"):
+    with pytest.raises(ConfigError, match="decode_threads must be an integer of at least 0"):
         ServeConfig(decode_threads=True)
 
 

@@ -57,7 +57,9 @@ def serve(
     no_batching: bool = typer.Option(False, "--no-batching", metavar="", help="Run each request on its own."),
     backend: str = typer.Option("torch", help="How the network runs: torch, onnxruntime, openvino or auto."),
     model_threads: int | None = typer.Option(None, help="Threads of one forward pass (default: one per core)."),
-    decode_threads: int = typer.Option(2, help="Threads decoding images while the model runs."),
+    decode_threads: int | None = typer.Option(
+        None, help="Threads decoding images while the model runs; 0: on the event loop (default: 2, 0 for torch)."
+    ),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs, a page at /.
 

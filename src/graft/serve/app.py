@@ -49,8 +49,10 @@ class ServeConfig:
         api_key_env: name of the environment variable holding the API key (``None``: no key).
         model_threads: threads of one forward pass (PyTorch, onnxruntime, OpenVINO); ``None``: PyTorch's default
             (one per core).
-        decode_threads: threads that decode and resize images, beside the model (the next requests are decoded
-            while the model runs the current micro-batch).
+        decode_threads: threads that decode and resize images beside the model (the next requests are decoded
+            while the model runs the current micro-batch); 0: on the event loop. ``None``: 2 when the network runs
+            through onnxruntime or OpenVINO, 0 with eager PyTorch (its OpenMP threads wait for each other at every
+            layer, and busy decode threads beside them slowed a 2-core machine down several times).
     """
 
     max_batch: int = 32
@@ -62,13 +64,13 @@ class ServeConfig:
     top_k: int = 3
     api_key_env: str | None = None
     model_threads: int | None = None
-    decode_threads: int = 2
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("model_threads", "decode_threads"):
+        for name, least in (("model_threads", 1), ("decode_threads", 0)):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ConfigError(f"{name} must be an integer of at least {least}; got {value!r}.")
 
 
 class _Reject(Exception):
@@ -191,9 +193,12 @@ def create_app(
     else:
         warm = {"text": ["warm-up"], "tabular": [dict.fromkeys(columns)]}[modality]
     worker.submit(run_batch, warm).result()
+    threads = cfg.decode_threads
+    if threads is None:
+        threads = 0 if getattr(model, "backend_used_", "torch") == "torch" else 2
     decoder = (
-        concurrent.futures.ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="graft-decode")
-        if modality == "image"
+        concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="graft-decode")
+        if modality == "image" and threads > 0
         else None
     )
     # without batching every request is one pass of its own (a batch "limit" of 1 never lets another join it)
@@ -262,6 +267,8 @@ def create_app(
             t1 = time.perf_counter()
             if decoder is not None:  # image files: decoded beside the event loop and the model
                 items = await asyncio.get_running_loop().run_in_executor(decoder, _decoded, items, short_side)
+            elif modality == "image":
+                items = _decoded(items, short_side)
         t2 = time.perf_counter()
         results = await batcher.submit(items)
         t3 = time.perf_counter()
