@@ -2,18 +2,24 @@
 
 Usage:
     python benchmarks/fewshot.py [--sst2 DIR] [--budgets 8,64] [--seeds 5] [--methods feature-extraction,few-shot]
-        [--set KEY=VALUE ...] [--eval test|holdout] [--model minilm] [--threads N]
+        [--pool sentences|phrases] [--set KEY=VALUE ...] [--eval test|holdout] [--model minilm] [--threads N]
 
 For each budget k and seed s, k sentences per class are drawn from ``train.tsv`` (seeded by s; the same texts for
 every method), each method is fitted on them with all of them as training data (``val_fraction=0``) and scored on
 ``test.tsv`` (the 872 sentences of the GLUE dev set). Prints mean ± std accuracy (std over seeds, ddof=1) and mean
-wall time per fit (training, then scoring the test set) for each method and budget, beside SetFit's published-default
+wall time per fit (training; scoring the test set apart) for each method and budget, beside SetFit's published-default
 result with the same encoder (all-MiniLM-L6-v2, SetFit 1.2.0 defaults): 0.645 at 8 per class, 0.802 at 64 per class.
 
-``--eval holdout`` scores on 1,000 held-out texts of ``dev.tsv`` (part of the GLUE training split, disjoint from
-``train.tsv`` and from the test set; texts of 10 words or more, closer to the test set's full sentences) with seeds
-100, 101, ...: the data on which the few-shot settings were chosen. ``--set KEY=VALUE`` overrides a
-:class:`graft.strategies.FewShot` setting (e.g. ``--set pair_iterations=10``).
+``--pool sentences`` (default) draws from the whole sentences of ``train.tsv``, as sentence-level SST-2 (SetFit's
+``SetFit/sst2``) has them: GLUE's training split also holds every phrase of each sentence's parse tree, and a row is
+taken as a whole sentence when it ends in ``.``, ``!`` or ``?``, starts with a word and is not the tail of a longer row
+of ``train.tsv`` or ``dev.tsv`` (5,887 rows, 19 words on average; the test sentences average 19.5). ``--pool phrases``
+draws from every row (60,614, 9.4 words on average, e.g. "kids , spirit").
+
+``--eval holdout`` scores instead on held-out texts of ``dev.tsv`` (part of the GLUE training split, disjoint from the
+test set) with seeds 100, 101, ...: its whole sentences with ``--pool sentences`` (other sentences than those of
+``train.tsv``), else 1,000 of its rows of 10 words or more. The few-shot settings were chosen on these. ``--set
+KEY=VALUE`` overrides a :class:`graft.strategies.FewShot` setting (e.g. ``--set pair_iterations=10``).
 """
 
 from __future__ import annotations
@@ -52,18 +58,44 @@ def _sample(labels: list[int], k: int, seed: int) -> list[int]:
     return sorted(int(i) for i in np.concatenate(rows))
 
 
-def _eval_set(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+def whole_sentences(*tables: list[str]) -> list[list[int]]:
+    """Per table, the rows that are whole sentences: ending in ``.``, ``!`` or ``?``, starting with a word, and not
+    the tail of a longer row of any table (GLUE's SST-2 training split holds every phrase of each parse tree; a
+    sentence's phrases that end with its final stop are its tails)."""
+    rows = [(t, i, text.strip()) for t, texts in enumerate(tables) for i, text in enumerate(texts)]
+    ends = [r for r in rows if r[2][-1:] in ".!?"]
+    ends.sort(key=lambda r: r[2][::-1])  # a row's longer rows with the same tail sort right after it
+    out: list[list[int]] = [[] for _ in tables]
+    for k, (t, i, text) in enumerate(ends):
+        after = ends[k + 1][2] if k + 1 < len(ends) else ""
+        if (len(after) > len(text) and after.endswith(text)) or not text[0].isalnum():
+            continue
+        out[t].append(i)
+    return [sorted(rows) for rows in out]
+
+
+def _pools(args: argparse.Namespace) -> tuple[Any, list[int], tuple[list[str], list[int]]]:
+    """The training table, the rows to draw from, and the evaluation texts and labels."""
     import numpy as np
 
     from graft.data.text import read_text_table
 
+    train = read_text_table(Path(args.sst2) / "train.tsv")
+    dev = read_text_table(Path(args.sst2) / "dev.tsv")
+    if args.pool == "sentences":
+        pool, dev_sentences = whole_sentences(list(train.texts), list(dev.texts))
+    else:
+        pool, dev_sentences = list(range(len(train))), []
     if args.eval == "test":
         test = read_text_table(Path(args.sst2) / "test.tsv")
-        return list(test.texts), [int(v) for v in test.labels]  # type: ignore[union-attr]
-    dev = read_text_table(Path(args.sst2) / "dev.tsv")
-    long = [i for i, t in enumerate(dev.texts) if len(t.split()) >= HOLDOUT_MIN_WORDS]
-    keep = np.random.default_rng(0).permutation(long)[:HOLDOUT_ROWS]
-    return [dev.texts[i] for i in keep], [int(dev.labels[i]) for i in keep]  # type: ignore[index]
+        ev = list(test.texts), [int(v) for v in test.labels]  # type: ignore[union-attr]
+    else:
+        keep = dev_sentences
+        if args.pool != "sentences":
+            long = [i for i, t in enumerate(dev.texts) if len(t.split()) >= HOLDOUT_MIN_WORDS]
+            keep = np.random.default_rng(0).permutation(long)[:HOLDOUT_ROWS].tolist()
+        ev = [dev.texts[i] for i in keep], [int(dev.labels[i]) for i in keep]  # type: ignore[index]
+    return train, pool, ev
 
 
 def _run(method: str, args: argparse.Namespace, X: list[str], y: list[int], seed: int, ev: Any) -> dict[str, Any]:
@@ -88,6 +120,7 @@ def main() -> int:
     ap.add_argument("--methods", default="feature-extraction,few-shot")
     ap.add_argument("--set", dest="settings", action="append", default=[], help="a FewShot setting, KEY=VALUE")
     ap.add_argument("--eval", default="test", choices=["test", "holdout"])
+    ap.add_argument("--pool", default="sentences", choices=["sentences", "phrases"])
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--verbose", action="store_true")
@@ -100,23 +133,24 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from graft.data.text import read_text_table
     from graft.strategies import FewShot
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval={args.eval}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval={args.eval}, pool={args.pool}", flush=True
+    )
     print(f"few-shot: {FewShot(**args.settings)!r}", flush=True)
-    train = read_text_table(Path(args.sst2) / "train.tsv")
+    train, pool, ev = _pools(args)
     labels = [int(v) for v in train.labels]  # type: ignore[union-attr]
-    ev = _eval_set(args)
+    print(f"drawing from {len(pool)} rows of train.tsv; scoring {len(ev[0])} texts", flush=True)
     methods, budgets = args.methods.split(","), [int(b) for b in args.budgets.split(",")]
     seed0 = HOLDOUT_SEED0 if args.eval == "holdout" else 0
     runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
     t_all = time.perf_counter()
     for k in budgets:
         for seed in range(seed0, seed0 + args.seeds):
-            rows = _sample(labels, k, seed)
+            rows = [pool[i] for i in _sample([labels[j] for j in pool], k, seed)]
             X, y = [train.texts[i] for i in rows], [labels[i] for i in rows]
             for method in methods:
                 r = _run(method, args, X, y, seed, ev)

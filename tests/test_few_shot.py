@@ -74,6 +74,17 @@ def test_max_pairs_takes_fewer_rounds_and_stays_balanced() -> None:
     assert len(contrastive_pairs(y, iterations=7, seed=0, max_pairs=1000)[0]) == 140
 
 
+def test_default_rounds_match_setfits_pair_count_on_more_texts() -> None:
+    """20 rounds for a few texts; for 64 per class as many pairs as SetFit pairs every two texts (~N**2 / 2), which
+    the default cap of the strategy keeps."""
+    from graft.training.pairs import default_rounds
+
+    assert default_rounds(16) == 20 and default_rounds(128) == 32
+    y = np.arange(128) % 2
+    first, _, _ = contrastive_pairs(y, default_rounds(len(y)), seed=0, max_pairs=FewShot().max_pairs)
+    assert len(first) == 8192 >= 128 * 127 // 2
+
+
 def test_a_lone_text_is_its_own_positive() -> None:
     y = np.array([0, 1, 1, 1])
     first, second, target = contrastive_pairs(y, iterations=2, seed=0)

@@ -21,7 +21,16 @@ from .plan import PairPhase
 if TYPE_CHECKING:
     from .phases import FitContext
 
-__all__ = ["contrastive_pairs", "pair_lr", "PairSet", "run_pairs", "PAIR_LR", "PAIR_LR_MAX", "PAIR_LR_STEPS"]
+__all__ = [
+    "contrastive_pairs",
+    "default_rounds",
+    "pair_lr",
+    "PairSet",
+    "run_pairs",
+    "PAIR_LR",
+    "PAIR_LR_MAX",
+    "PAIR_LR_STEPS",
+]
 
 #: the encoder's learning rate when the pairs take ``PAIR_LR_STEPS`` steps or more (SetFit's 2e-5), scaled up in
 #: proportion as there are fewer steps, to at most ``PAIR_LR_MAX``. Chosen on held-out SST-2 texts (part of the GLUE
@@ -39,6 +48,17 @@ def pair_lr(steps: int) -> float:
         (2e-05, 0.0001, 4e-05)
     """
     return float(min(PAIR_LR_MAX, max(PAIR_LR, PAIR_LR * PAIR_LR_STEPS / max(1, steps))))
+
+
+def default_rounds(n: int) -> int:
+    """Rounds of pairing for ``n`` examples when none are set: ``max(20, n // 4)``. Twenty for a few examples; for
+    more, about as many pairs (``2 * rounds * n``) as SetFit's default sampling of every two examples (``n ** 2 / 2``).
+
+    Example:
+        >>> default_rounds(16), default_rounds(128)
+        (20, 32)
+    """
+    return max(20, n // 4)
 
 
 def contrastive_pairs(
@@ -138,7 +158,8 @@ def run_pairs(phase: PairPhase, ctx: FitContext) -> LoopResult:
             f"The '{strategy.name}' strategy pairs examples by whether their labels are the same, so it needs one "
             "label per example; multi-label data has label sets. Use fine-tune or feature-extraction for it."
         )
-    first, second, target = contrastive_pairs(ctx.train.y, phase.iterations, est.seed, phase.max_pairs)
+    rounds = default_rounds(len(ctx.train.y)) if phase.iterations is None else phase.iterations
+    first, second, target = contrastive_pairs(ctx.train.y, rounds, est.seed, phase.max_pairs)
     backbone = est.backbone_
     steps = phase.epochs * max(1, len(first) // phase.batch_size)  # the loop drops a last partial batch
     config = ctx.config(head=False, epochs=phase.epochs, lr=pair_lr(steps) if phase.lr is None else phase.lr)

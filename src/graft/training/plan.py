@@ -83,13 +83,14 @@ class DeepAdaptPhase(Phase):
 
 @dataclass(frozen=True)
 class PairPhase(Phase):
-    """Train the backbone alone on pairs of labelled examples: each of ``iterations`` rounds pairs every example with
+    """Train the backbone alone on pairs of labelled examples: each of ``iterations`` rounds (``None``:
+    :func:`graft.training.pairs.default_rounds`) pairs every example with
     one of its own label and one of another label; the strategy's loss scores a pair's embeddings against the target
     (1 same label, 0 not), at most ``max_pairs`` pairs. Its own ``epochs``, ``batch_size`` (pairs) and ``lr``
     (``None``: from the number of steps, :func:`graft.training.pairs.pair_lr`); the estimator's apply to the head."""
 
     trains_backbone: ClassVar[bool] = True
-    iterations: int = 20
+    iterations: int | None = None
     max_pairs: int | None = None
     epochs: int = 1
     batch_size: int = 16
