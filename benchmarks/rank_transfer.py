@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -83,16 +82,6 @@ def _write_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
     return path
 
 
-def _amazon(folder: Path) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    for label, name in ((1, "positive.review"), (0, "negative.review")):
-        raw = (folder / name).read_text(encoding="latin-1")
-        for m in re.finditer(r"<review_text>\s*(.*?)\s*</review_text>", raw, re.S):
-            texts.append(m.group(1))
-            labels.append(label)
-    return texts, labels
-
-
 def text_datasets(data: Path, root: Path, train_size: int, test_size: int) -> dict[str, tuple[Path, Path]]:
     """name -> (training CSV, test CSV), columns ``text`` and ``label``; seeded samples."""
     import pandas as pd
@@ -112,8 +101,10 @@ def text_datasets(data: Path, root: Path, train_size: int, test_size: int) -> di
             ),
         )
     }
+    from domain_adaptation import load_amazon  # this folder's Amazon reader (the script's folder is on sys.path)
+
     for domain in ("books", "dvd", "electronics", "kitchen"):
-        texts, labels = _amazon(data / "amazon_reviews" / domain)
+        texts, labels = load_amazon(data / "amazon_reviews" / domain)
         order = rng.permutation(len(texts))
         half = len(order) // 2
         tr, te = order[:half][:train_size], order[half:][:test_size]

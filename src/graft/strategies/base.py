@@ -131,6 +131,13 @@ class Strategy:
         """
         return n_groups
 
+    def set_trainable(self, groups: list[list[nn.Parameter]], epoch: int) -> None:
+        """Let the top :meth:`trainable_at` ``(epoch)`` layer groups train and freeze the rest."""
+        k = self.trainable_at(epoch, len(groups))
+        for i, params in enumerate(groups):
+            for p in params:
+                p.requires_grad_(i >= len(groups) - k)
+
     def prepare(self, module: nn.Module) -> list[nn.Parameter]:
         """Change the backbone before training (e.g. inject adapters); return new trainable parameters."""
         return []

@@ -166,11 +166,7 @@ def run_pairs(phase: PairPhase, ctx: FitContext) -> LoopResult:
     config.batch_size = phase.batch_size
     groups = backbone.layer_groups()
 
-    def set_trainable(epoch: int) -> None:
-        k = strategy.trainable_at(epoch, len(groups))
-        for i, params in enumerate(groups):
-            for p in params:
-                p.requires_grad_(i >= len(groups) - k)
+    set_trainable = functools.partial(strategy.set_trainable, groups)
 
     set_trainable(0)
     result = run_loop(

@@ -216,11 +216,7 @@ def _run_backbone(phase: BackbonePhase, ctx: FitContext) -> LoopResult:
                 f"{strategy.name}: training {n_train:,} of {n_all:,} parameters ({100 * n_train / n_all:.2f}%)"
             )
 
-    def set_trainable(epoch: int) -> None:
-        k = strategy.trainable_at(epoch, len(groups))
-        for i, params in enumerate(groups):
-            for p in params:
-                p.requires_grad_(i >= len(groups) - k)
+    set_trainable = functools.partial(strategy.set_trainable, groups)
 
     def train_mode(m: nn.Module) -> None:
         m.train()
