@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/fewshot.py [--sst2 DIR] [--budgets 8,64] [--seeds 5]
         [--methods feature-extraction,few-shot,setfit] [--pool sentences|phrases] [--set KEY=VALUE ...]
-        [--eval test|holdout] [--model minilm] [--threads N]
+        [--eval test|holdout] [--model minilm] [--threads N] [--label-names negative,positive|none]
 
 For each budget k and seed s, k sentences per class are drawn from ``train.tsv`` (seeded by s; the same texts for
 every method), each method is fitted on them with all of them as training data (``val_fraction=0``) and scored on
@@ -18,6 +18,11 @@ the same draws, encoder and test texts: the like-for-like comparison (the publis
 taken as a whole sentence when it ends in ``.``, ``!`` or ``?``, starts with a word and is not the tail of a longer row
 of ``train.tsv`` or ``dev.tsv`` (5,887 rows, 19 words on average; the test sentences average 19.5). ``--pool phrases``
 draws from every row (60,614, 9.4 words on average, e.g. "kids , spirit").
+
+Labels are the class names of GLUE's SST-2 (0 negative, 1 positive) unless ``--label-names none`` keeps the digits:
+with names, the few-shot strategy also trains on its label prompts ("This sentence is negative."); with digits it
+has none. ``setfit-templates`` is SetFit with its own templated examples from the same names
+(``setfit.get_templated_dataset``: "This sentence is {}", 2 per class) added to the draw.
 
 ``--eval holdout`` scores instead on held-out texts of ``dev.tsv`` (part of the GLUE training split, disjoint from the
 test set) with seeds 100, 101, ...: its whole sentences with ``--pool sentences`` (other sentences than those of
@@ -105,23 +110,25 @@ def _run(method: str, args: argparse.Namespace, X: list[str], y: list[int], seed
     import graft
     from graft.strategies import FewShot
 
-    if method == "setfit":
-        return _run_setfit(X, y, seed, ev)
+    if method.startswith("setfit"):
+        return _run_setfit(X, y, seed, ev, args.names if method == "setfit-templates" else None)
     strategy: Any = FewShot(**args.settings) if method == "few-shot" else method
     clf = graft.TextClassifier(args.model, strategy, val_fraction=0.0, seed=seed, verbose=args.verbose)
+    name = (lambda v: args.names[v]) if args.names else str
     t0 = time.perf_counter()
-    clf.fit(X, y)
+    clf.fit(X, [name(v) for v in y])
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    accuracy = clf.evaluate(*ev)["accuracy"]
+    accuracy = clf.evaluate(ev[0], [name(v) for v in ev[1]])["accuracy"]
     return {"fit_s": fit_s, "eval_s": time.perf_counter() - t1, "accuracy": float(accuracy)}
 
 
-def _run_setfit(X: list[str], y: list[int], seed: int, ev: Any) -> dict[str, Any]:
-    """SetFit itself (``pip install setfit==1.2.0``), default training arguments, on the same encoder and texts."""
+def _run_setfit(X: list[str], y: list[int], seed: int, ev: Any, names: list[str] | None) -> dict[str, Any]:
+    """SetFit itself (``pip install setfit==1.2.0``), default training arguments, on the same encoder and texts;
+    with ``names``, its templated examples of them added (``get_templated_dataset`` defaults)."""
     import numpy as np
     from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
+    from setfit import SetFitModel, Trainer, TrainingArguments, get_templated_dataset
 
     from graft.backbones.embedded import minilm_path
 
@@ -129,7 +136,10 @@ def _run_setfit(X: list[str], y: list[int], seed: int, ev: Any) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="graft-setfit-") as out:
         model = SetFitModel.from_pretrained(minilm_path())
         arguments = TrainingArguments(output_dir=out, seed=seed, report_to="none", show_progress_bar=False)
-        Trainer(model=model, args=arguments, train_dataset=Dataset.from_dict({"text": X, "label": y})).train()
+        data = Dataset.from_dict({"text": X, "label": y})
+        if names:
+            data = get_templated_dataset(data, candidate_labels=names)
+        Trainer(model=model, args=arguments, train_dataset=data).train()
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     predicted = np.asarray(model.predict(ev[0], show_progress_bar=False))
@@ -148,8 +158,10 @@ def main() -> int:
     ap.add_argument("--pool", default="sentences", choices=["sentences", "phrases"])
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--label-names", default="negative,positive", help="class names of 0, 1 (none: the digits)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    args.names = None if args.label_names == "none" else args.label_names.split(",")
     args.settings = {k: _value(v) for k, _, v in (s.partition("=") for s in args.settings)}
     if not Path(args.sst2).is_dir():
         print(f"SST-2 folder not found: {args.sst2}", file=sys.stderr)
@@ -163,7 +175,9 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval={args.eval}, pool={args.pool}", flush=True
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval={args.eval}, pool={args.pool}, "
+        f"labels={args.names or 'digits'}",
+        flush=True,
     )
     print(f"few-shot: {FewShot(**args.settings)!r}", flush=True)
     train, pool, ev = _pools(args)
@@ -192,7 +206,9 @@ def main() -> int:
             fit_s = np.mean([r["fit_s"] for r in runs[(k, method)]])
             eval_s = np.mean([r["eval_s"] for r in runs[(k, method)]])
             std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-            name = "setfit 1.2.0, same draws" if method == "setfit" else "graft " + method
+            name = {"setfit": "setfit 1.2.0, same draws", "setfit-templates": "setfit + templates"}.get(
+                method, "graft " + method
+            )
             print(f"{k:9d}  {name:22s} {acc.mean():7.3f} ± {std:5.3f} {fit_s:7.1f} {eval_s:7.1f}")
         if k in SETFIT_DEFAULT:
             print(f"{k:9d}  {'setfit 1.2.0 default':22s} {SETFIT_DEFAULT[k]:7.3f}   (published, same encoder)")

@@ -137,6 +137,10 @@ def test_typed_settings_and_registry() -> None:
         {"head": "mlp"},
         {"head_c": 0},
         {"max_pairs": 1},
+        {"prompt_repeats": 0},
+        {"templates": ("no slot",)},
+        {"templates": "This is {}."},
+        {"label_prompts": "yes"},
     )
     for bad in bad_settings:
         with pytest.raises(ConfigError, match="FewShot"):
@@ -235,6 +239,46 @@ def test_logistic_head_weights_give_scikit_learns_probabilities(n_classes: int) 
     # a class the training rows lack is never predicted
     weight, bias = logistic_weights(x[y < 2], y[y < 2], 4, c=0.5)
     assert (softmax(x @ weight.T + bias, axis=1)[:, 2:] < 1e-9).all()
+
+
+def test_label_prompts_are_written_from_word_class_names() -> None:
+    prompts = FewShot().prompt_examples(["negative", "very_positive"])
+    assert len(prompts) == 2 * 5 * 2 and prompts[0] == ("This sentence is negative.", 0)
+    assert ("This is a very positive sentence.", 1) in prompts and prompts.count(("negative.", 0)) == 2
+    assert FewShot().prompt_examples(["0", "1"]) == [] and FewShot().prompt_examples(["A", "pos"]) == []
+    assert FewShot(label_prompts=False).prompt_examples(["negative", "positive"]) == []
+    assert FewShot(label_prompts=True, templates=["{} it is"], prompt_repeats=1).prompt_examples([0, 1]) == [
+        ("0 it is", 0),
+        ("1 it is", 1),
+    ]
+
+
+def test_label_prompts_train_beside_the_texts(text_helpers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prompts join the labelled texts of the pair phase and of the head; the summary counts them; numbers as class
+    names, text pairs or ``label_prompts=False`` add none (``True`` with text pairs is refused)."""
+    import graft.training.pairs as pairs
+
+    seen: list[np.ndarray] = []
+    real = pairs.contrastive_pairs
+    monkeypatch.setattr(
+        pairs, "contrastive_pairs", lambda y, *a, **k: (seen.append(np.asarray(y)), real(y, *a, **k))[1]
+    )
+    X, y = _three_classes(2)
+    strategy = FewShot(pair_iterations=1, pair_lr=3e-3, templates=["It is {}.", "So {}."], prompt_repeats=1)
+    clf = text_helpers.tiny("bert", strategy, max_length=16, val_fraction=0.0).fit(X, y)
+    assert np.bincount(seen[-1]).tolist() == [2 + 2] * 3 and clf.n_train_ == 6
+    assert clf.training_summary()["label_prompts"] == 6
+    assert clf.predict(["It is neg.", "So pos."]).shape == (2,)
+    numbers = [str(list(WORDS).index(label)) for label in y]
+    clf = text_helpers.tiny("bert", strategy, max_length=16, val_fraction=0.0).fit(X, numbers)
+    assert len(seen[-1]) == 6 and "label_prompts" not in clf.training_summary()
+    pairs_x = [(t, t[::-1]) for t in X]
+    text_helpers.tiny("bert", strategy, max_length=16, val_fraction=0.0).fit(pairs_x, y)
+    assert len(seen[-1]) == 6
+    with pytest.raises(ConfigError, match="text pairs"):
+        text_helpers.tiny("bert", strategy.set_params(label_prompts=True), max_length=16, val_fraction=0.0).fit(
+            pairs_x, y
+        )
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -129,6 +129,26 @@ class TextSet:
             table_columns=list(self.table_columns),
         )
 
+    def extended(self, texts: Sequence[str], labels: Sequence[str], source: str) -> TextSet:
+        """This set followed by single texts (``source``: how their provenance reads, numbered from 1).
+
+        Example:
+            >>> s = TextSet(["a"], None, ["x"], ["text[0]"], [_digest("a", None)]).extended(["b"], ["y"], "prompt")
+            >>> s.texts, s.sources
+            (['a', 'b'], ['text[0]', 'prompt 1'])
+        """
+        if self.pairs is not None or self.multi_label:
+            raise ValueError("only a single-label set of single texts can be extended")
+        return TextSet(
+            texts=[*self.texts, *texts],
+            pairs=None,
+            labels=None if self.labels is None else [*self.labels, *labels],  # type: ignore[list-item]
+            sources=[*self.sources, *(f"{source} {i + 1}" for i in range(len(texts)))],
+            hashes=[*self.hashes, *(_digest(t, None) for t in texts)],
+            columns=dict(self.columns),
+            table_columns=list(self.table_columns),
+        )
+
 
 # --------------------------------------------------------------------------------------------------------
 # Small helpers

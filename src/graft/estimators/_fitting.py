@@ -265,6 +265,7 @@ def summarize_fit(est: Any) -> dict[str, Any]:
         "best": est.best_metrics_,
         "fit_seconds": round(est.fit_seconds_, 2),
         "embed_seconds": round(getattr(est, "embed_seconds_", 0.0), 2),
+        **({"label_prompts": est.label_prompts_} if getattr(est, "label_prompts_", 0) else {}),
         **({"adaptation": adaptation} if adaptation is not None else {}),
         **({"importance_weights": weights} if weights is not None else {}),
         "val": None

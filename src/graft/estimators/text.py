@@ -10,7 +10,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..backbones import Backbone
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy
 from ..tasks.base import Task, label_key
 from ..tasks.classification import SingleLabel
@@ -198,6 +198,28 @@ class TextClassifier(TransferEstimator):
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
             labels = [original.get(v, v) for v in labels]
         return FitData(ts, None, ts.hashes, ts.sources, split=split), labels
+
+    def _with_examples(self, data: FitData, examples: list[tuple[str, int]], *, required: bool) -> FitData:
+        """The training split followed by the strategy's written examples ``(text, class index)``; with text pairs
+        or label sets they are left out (refused when ``required``)."""
+        if data.items.pairs is not None or data.items.multi_label:
+            if required:
+                raise ConfigError(
+                    "label_prompts=True writes one sentence per class name, but this data holds "
+                    f"{'text pairs' if data.items.pairs is not None else 'label sets'}. Set label_prompts=False "
+                    "(or leave it at None, which skips them here)."
+                )
+            return data
+        texts, y = [t for t, _ in examples], np.asarray([c for _, c in examples], dtype=np.asarray(data.y).dtype)
+        items = data.items.extended(texts, [str(self.classes_[c]) for c in y], source="label prompt")
+        out = FitData(items, np.concatenate([np.asarray(data.y), y]), items.hashes, items.sources, split=data.split)
+        self.label_prompts_ = len(texts)
+        if self._verbose():
+            from rich.console import Console
+
+            shown = ", ".join(repr(t) for t in dict.fromkeys(texts[: len(texts) // len(self.classes_)]))
+            Console(stderr=True).print(f"{self.strategy_.name}: {len(texts)} label prompts train too ({shown}, ...)")
+        return out
 
     def _encoded(self, data: FitData) -> list[dict[str, list[int]]]:
         if "encoded" not in data.derived:

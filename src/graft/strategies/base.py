@@ -20,7 +20,7 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -66,6 +66,7 @@ class Strategy:
     bottleneck: int | None = None
     deep: bool = False
     normalize: bool = False
+    label_prompts: bool | None = None
 
     # -- scikit-learn style parameters -------------------------------------------------------------
     @classmethod
@@ -116,6 +117,11 @@ class Strategy:
     def plan(self) -> list[Phase]:
         """The training phases, in order (default: one phase that trains the backbone with the head)."""
         return [BackbonePhase(self.name)]
+
+    def prompt_examples(self, classes: Sequence[Any]) -> list[tuple[str, int]]:
+        """Labelled examples the strategy writes from the class names, ``(text, class index)``, trained on beside
+        the data (the few-shot strategy's label prompts); none by default."""
+        return []
 
     @property
     def frozen_backbone(self) -> bool:

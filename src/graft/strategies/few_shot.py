@@ -8,10 +8,16 @@ of another label (target 0), and the cosine similarity of the two mean-pooled em
 so the encoder learns the task's notion of similarity from little data. Then a linear head learns on the tuned,
 L2-normalised embeddings: by default an L2-regularised logistic regression, as SetFit's head (or trained by AdamW as
 in feature extraction, the estimator's ``epochs`` and ``lr`` being the head's).
+
+When the classes are named by words (``negative``/``positive``, ``sports``/``politics``), sentences written from
+the names ("This sentence is negative.") join the labelled texts in both phases: SetFit's templated examples
+(``setfit.get_templated_dataset``), which carry what the encoder already knows about the words into the task.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -22,10 +28,26 @@ from ..errors import ConfigError
 from ..training.plan import HeadPhase, LogisticHeadPhase, PairPhase, Phase
 from .base import Criterion, Strategy, register_strategy
 
-__all__ = ["FewShot", "CosineSimilarityLoss", "HEADS"]
+__all__ = ["FewShot", "CosineSimilarityLoss", "HEADS", "TEMPLATES", "is_word_label"]
 
 #: how the head learns on the tuned embeddings
 HEADS = ("logistic", "linear")
+#: label prompts: SetFit's template ("This sentence is {}") and four like it. On held-out SST-2 sentences (logistic
+#: regression on MiniLM embeddings, 10 draws of 8 per class) these five, twice each, scored 0.690 against 0.632
+#: without prompts and 0.657 with SetFit's one template twice; at 64 per class 0.754 against 0.746.
+TEMPLATES = ("This sentence is {}.", "This text is {}.", "This example is {}.", "This is a {} sentence.", "{}.")
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def is_word_label(name: Any) -> bool:
+    """Whether a class name reads as a word (three letters in a row: ``negative``, ``sci_tech``; not ``0``, ``A``,
+    ``B2``). Names like ``A``/``B`` carry no meaning: prompts written from them cost 4 points on held-out SST-2.
+
+    Example:
+        >>> is_word_label("positive"), is_word_label("label_1"), is_word_label("1"), is_word_label("B")
+        (True, True, False, False)
+    """
+    return isinstance(name, str) and _WORD.search(name) is not None
 
 
 class CosineSimilarityLoss(nn.Module):
@@ -68,6 +90,13 @@ class FewShot(Strategy):
         head_c: inverse strength of the logistic head's L2 penalty (scikit-learn's ``C``).
         label_smoothing: cross-entropy label smoothing of a ``linear`` head.
         dropout: dropout on the embeddings before a ``linear`` head.
+        label_prompts: train on sentences written from the class names as well (each template, ``prompt_repeats``
+            times per class; SetFit's templated examples). ``None``: when every class name reads as a word
+            (:func:`is_word_label`; a number or a letter is not); ``False``: never; ``True``: always. Single texts
+            only: with text pairs they are left out (``True`` is refused there).
+        templates: the prompts, each with one ``{}`` for the class name (underscores read as spaces); ``None``:
+            :data:`TEMPLATES`.
+        prompt_repeats: copies of each prompt per class (SetFit's ``sample_size``: 2).
 
     Example:
         >>> graft.TextClassifier("minilm", strategy=FewShot(pair_iterations=20))  # doctest: +SKIP
@@ -92,6 +121,9 @@ class FewShot(Strategy):
         head_c: float = 1.0,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        label_prompts: bool | None = None,
+        templates: list[str] | None = None,
+        prompt_repeats: int = 2,
     ) -> None:
         self.pair_iterations = pair_iterations
         self.max_pairs = max_pairs
@@ -103,6 +135,9 @@ class FewShot(Strategy):
         self.head_c = head_c
         self.label_smoothing = label_smoothing
         self.dropout = dropout
+        self.label_prompts = label_prompts
+        self.templates = templates
+        self.prompt_repeats = prompt_repeats
 
     def validate(self) -> None:
         super().validate()
@@ -119,6 +154,32 @@ class FewShot(Strategy):
             raise ConfigError(f"FewShot head must be one of {', '.join(HEADS)}; got '{self.head}'.")
         if not self.head_c > 0:
             raise ConfigError(f"FewShot head_c must be > 0; got {self.head_c}.")
+        if self.prompt_repeats < 1:
+            raise ConfigError(f"FewShot prompt_repeats must be >= 1; got {self.prompt_repeats}.")
+        templates = TEMPLATES if self.templates is None else self.templates
+        bad = [t for t in templates if not isinstance(t, str) or t.count("{}") != 1]
+        if isinstance(templates, str) or bad:
+            raise ConfigError(
+                f"FewShot templates are a list of prompts with one '{{}}' each, where the class name goes; got "
+                f"{templates if isinstance(templates, str) else bad[0]!r}. "
+                "E.g. templates=['This sentence is {}.']."
+            )
+
+    def prompt_examples(self, classes: Sequence[Any]) -> list[tuple[str, int]]:
+        """The label prompts for these classes: ``(text, class index)``, every template ``prompt_repeats`` times
+        per class; empty when ``label_prompts`` is ``False``, or ``None`` and a class name is not a word.
+
+        Example:
+            >>> FewShot(templates=["It is {}."], prompt_repeats=1).prompt_examples(["bad", "very_good"])
+            [('It is bad.', 0), ('It is very good.', 1)]
+            >>> FewShot().prompt_examples([0, 1])
+            []
+        """
+        if self.label_prompts is False or (self.label_prompts is None and not all(map(is_word_label, classes))):
+            return []
+        names = [str(c).replace("_", " ").strip() for c in classes]
+        templates, repeats = TEMPLATES if self.templates is None else self.templates, range(self.prompt_repeats)
+        return [(t.format(n), i) for i, n in enumerate(names) for t in templates for _ in repeats]
 
     def plan(self) -> list[Phase]:
         pairs = PairPhase(

@@ -272,6 +272,9 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
         PairPhase: run_pairs,
         LogisticHeadPhase: run_logistic_head,
     }
+    examples, ctx.est.label_prompts_ = ctx.strategy.prompt_examples(list(ctx.classes)), 0
+    if examples:  # e.g. the few-shot strategy's label prompts, trained on beside the data
+        ctx.train = ctx.est._with_examples(ctx.train, examples, required=bool(ctx.strategy.label_prompts))
     results: dict[str, LoopResult] = {}
     for phase in plan:
         results[phase.name] = runners[type(phase)](phase, ctx)
