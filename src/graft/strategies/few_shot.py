@@ -32,9 +32,10 @@ __all__ = ["FewShot", "CosineSimilarityLoss", "HEADS", "TEMPLATES", "is_word_lab
 
 #: how the head learns on the tuned embeddings
 HEADS = ("logistic", "linear")
-#: label prompts: SetFit's template ("This sentence is {}") and four like it. On held-out SST-2 sentences (logistic
-#: regression on MiniLM embeddings, 10 draws of 8 per class) these five, twice each, scored 0.690 against 0.632
-#: without prompts and 0.657 with SetFit's one template twice; at 64 per class 0.754 against 0.746.
+#: label prompts: SetFit's template ("This sentence is {}") and four like it. On held-out SST-2 sentences (part of
+#: GLUE's training split), 8 per class, the few-shot strategy scored 0.742 ± 0.019 with them and 0.645 ± 0.044 without
+#: (5 draws; feature extraction 0.624). Logistic regression on MiniLM embeddings (10 draws): these five, twice each,
+#: 0.690 against 0.632 without prompts and 0.657 with SetFit's one template twice; at 64 per class 0.754 against 0.746.
 TEMPLATES = ("This sentence is {}.", "This text is {}.", "This example is {}.", "This is a {} sentence.", "{}.")
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
