@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import graft
 from graft.errors import ConfigError, DataError
 from graft.strategies import FewShot, get_strategy, list_strategies
-from graft.strategies.few_shot import CosineSimilarityLoss
+from graft.strategies.few_shot import CosineSimilarityLoss, SupConLoss
 from graft.training.logistic import logistic_weights
 from graft.training.pairs import contrastive_pairs, pair_lr
 
@@ -113,6 +113,31 @@ def test_cosine_similarity_loss() -> None:
     assert loss(u, -u, torch.ones(2)).item() == pytest.approx(4.0)  # cosine -1 against target 1
 
 
+def test_label_pairs_share_a_label_and_carry_it() -> None:
+    """``labels=True`` (the ``supcon`` loss): two same-label partners per text and round, the target its label."""
+    y = np.array([0] * 5 + [1] * 3 + [2] * 2)
+    first, second, target = contrastive_pairs(y, iterations=4, seed=1, labels=True)
+    assert len(first) == 2 * 4 * len(y)
+    np.testing.assert_array_equal(y[first], y[second])
+    np.testing.assert_array_equal(target, y[first].astype(np.float32))
+    assert not (first == second).any() and (np.bincount(first, minlength=len(y)) == 8).all()
+    first, _, target = contrastive_pairs(np.repeat([0, 1, 2], 64), 1, seed=0, max_pairs=100, labels=True)
+    assert len(first) == 99 and (np.bincount(target.astype(int)) == 33).all(), "a cap keeps the labels balanced"
+
+
+def test_supcon_loss() -> None:
+    loss = SupConLoss(temperature=0.1)
+    z = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0]])
+    grouped, mixed = loss(z, torch.tensor([0, 0, 1, 1])), loss(z, torch.tensor([0, 1, 0, 1]))
+    assert grouped.item() < 0.01 < 5.0 < mixed.item(), (grouped, mixed)
+    # by hand on three texts: anchors 0 and 1 have one positive each, anchor 2 none (it adds 0 to the mean)
+    u = torch.nn.functional.normalize(z[:3], dim=1)
+    t = u @ u.T / 0.1
+    l0 = -(t[0, 1] - torch.logsumexp(t[0, [1, 2]], 0))
+    l1 = -(t[1, 0] - torch.logsumexp(t[1, [0, 2]], 0))
+    assert loss(z[:3], torch.tensor([0, 0, 1])).item() == pytest.approx(((l0 + l1) / 3).item(), rel=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------------
 # the strategy object and the registry
 # ------------------------------------------------------------------------------------------------------
@@ -128,6 +153,7 @@ def test_typed_settings_and_registry() -> None:
     assert "few-shot" not in list_strategies(adaptation=True) and FewShot.tasks == ("text-classification",)
     assert [type(p).__name__ for p in s.plan()] == ["PairPhase", "LogisticHeadPhase"]
     assert [type(p).__name__ for p in FewShot(head="linear").plan()] == ["PairPhase", "HeadPhase"]
+    assert not s.plan()[0].labels and FewShot(pair_loss="supcon").plan()[0].labels
     assert s.plan()[0].iterations == 10 and s.plan()[0].lr == 1e-5 and not s.frozen_backbone
     bad_settings = (
         {"pair_iterations": 0},
@@ -141,6 +167,8 @@ def test_typed_settings_and_registry() -> None:
         {"templates": ("no slot",)},
         {"templates": "This is {}."},
         {"label_prompts": "yes"},
+        {"pair_loss": "triplet"},
+        {"temperature": 0.0},
     )
     for bad in bad_settings:
         with pytest.raises(ConfigError, match="FewShot"):
@@ -195,6 +223,20 @@ def test_pairs_pull_same_labels_together(fitted: SimpleNamespace) -> None:
     sim, y = (f @ f.T).numpy(), np.asarray(fitted.y)
     same, off_diagonal = y[:, None] == y[None, :], ~np.eye(len(y), dtype=bool)
     assert sim[same & off_diagonal].mean() > sim[~same].mean() + 0.1
+
+
+def test_supcon_pairs_pull_same_labels_together(text_helpers: Any) -> None:
+    X, y = _three_classes(6)
+    strategy = FewShot(pair_loss="supcon", pair_iterations=4, pair_epochs=3, pair_lr=3e-3)
+    clf = text_helpers.tiny("bert", strategy, max_length=16, val_fraction=0.0, seed=1).fit(X, y)
+    losses = [h["train_loss"] for h in clf.history_ if h["phase"] == "few-shot"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    data = clf._read(X, None, what="input")[0]
+    f = torch.nn.functional.normalize(torch.from_numpy(clf._embed_uncached(data, list(range(len(data))))), dim=1)
+    sim, labels = (f @ f.T).numpy(), np.asarray(y)
+    same, off_diagonal = labels[:, None] == labels[None, :], ~np.eye(len(labels), dtype=bool)
+    assert sim[same & off_diagonal].mean() > sim[~same].mean() + 0.1
+    assert clf.evaluate(X, y)["accuracy"] >= 0.8
 
 
 def test_predict_evaluate_save_load_round_trip(fitted: SimpleNamespace, tmp_path: Path) -> None:

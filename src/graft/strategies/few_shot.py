@@ -28,10 +28,12 @@ from ..errors import ConfigError
 from ..training.plan import HeadPhase, LogisticHeadPhase, PairPhase, Phase
 from .base import Criterion, Strategy, register_strategy
 
-__all__ = ["FewShot", "CosineSimilarityLoss", "HEADS", "TEMPLATES", "is_word_label"]
+__all__ = ["FewShot", "CosineSimilarityLoss", "SupConLoss", "HEADS", "PAIR_LOSSES", "TEMPLATES", "is_word_label"]
 
 #: how the head learns on the tuned embeddings
 HEADS = ("logistic", "linear")
+#: how the encoder learns on pairs: SetFit's cosine-similarity regression, or supervised contrastive batches
+PAIR_LOSSES = ("cosine", "supcon")
 #: label prompts: SetFit's template ("This sentence is {}") and four like it. On held-out SST-2 sentences (part of
 #: GLUE's training split), 8 per class, the few-shot strategy scored 0.742 ± 0.019 with them and 0.645 ± 0.044 without
 #: (5 draws; feature extraction 0.624). Logistic regression on MiniLM embeddings (10 draws): these five, twice each,
@@ -62,6 +64,33 @@ class CosineSimilarityLoss(nn.Module):
         return F.mse_loss(F.cosine_similarity(u.float(), v.float(), dim=-1), target.float())
 
 
+class SupConLoss(nn.Module):
+    """Supervised contrastive loss (Khosla et al., NeurIPS 2020, "Supervised Contrastive Learning", eq. 2): every
+    embedding of a batch is pulled towards all the others of its label and pushed from the rest, by a softmax over
+    cosine similarities at ``temperature``.
+
+    Shape: z ``(M, F)`` embeddings, labels ``(M,)`` → scalar (anchors without a positive in the batch count 0).
+
+    Example:
+        >>> z = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+        >>> bool(SupConLoss()(z, torch.tensor([0, 0, 1, 1])) < SupConLoss()(z, torch.tensor([0, 1, 0, 1])))
+        True
+    """
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(z.float(), dim=-1)
+        self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+        logits = (z @ z.T / self.temperature).masked_fill(self_mask, float("-inf"))
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        positive = (labels[:, None] == labels[None, :]) & ~self_mask
+        per_anchor = log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp(min=1)
+        return -per_anchor.mean()
+
+
 @register_strategy
 class FewShot(Strategy):
     """Contrastive pair fine-tuning of the text encoder, then a linear head on its normalised embeddings.
@@ -84,6 +113,11 @@ class FewShot(Strategy):
         pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay). ``None``:
             SetFit's 2e-5 for 320 steps or more (64 texts per class: 512), scaled up as there are fewer steps, to at
             most 1e-4 (8 texts per class: 40 steps) (:func:`graft.training.pairs.pair_lr`).
+        pair_loss: ``cosine``: the cosine similarity of a pair regresses onto 1 (same label) or 0 (SetFit's loss);
+            ``supcon``: batches of same-label pairs, every text pulled towards the batch's others of its label and
+            pushed from the rest (:class:`SupConLoss`). On held-out SST-2 sentences the two tie: 0.737 ± 0.012
+            against 0.742 ± 0.019 at 8 per class (5 draws), 0.791 ± 0.010 against 0.792 ± 0.003 at 64 (3 draws).
+        temperature: the ``supcon`` softmax temperature.
         normalize: L2-normalise the embeddings the head reads (its first operation, saved with the model).
         head: ``logistic``: the linear head fitted as an L2-regularised logistic regression (scikit-learn's L-BFGS,
             SetFit's default head); ``linear``: trained by AdamW for the estimator's ``epochs`` at its ``lr``, as
@@ -117,6 +151,8 @@ class FewShot(Strategy):
         pair_epochs: int = 1,
         pair_batch_size: int = 16,
         pair_lr: float | None = None,
+        pair_loss: str = "cosine",
+        temperature: float = 0.1,
         normalize: bool = True,
         head: str = "logistic",
         head_c: float = 1.0,
@@ -131,6 +167,8 @@ class FewShot(Strategy):
         self.pair_epochs = pair_epochs
         self.pair_batch_size = pair_batch_size
         self.pair_lr = pair_lr
+        self.pair_loss = pair_loss
+        self.temperature = temperature
         self.normalize = normalize
         self.head = head
         self.head_c = head_c
@@ -151,6 +189,10 @@ class FewShot(Strategy):
             raise ConfigError(f"FewShot pair_lr must be > 0; got {self.pair_lr}.")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"FewShot dropout must be in [0, 1); got {self.dropout}.")
+        if self.pair_loss not in PAIR_LOSSES:
+            raise ConfigError(f"FewShot pair_loss must be one of {', '.join(PAIR_LOSSES)}; got '{self.pair_loss}'.")
+        if not self.temperature > 0:
+            raise ConfigError(f"FewShot temperature must be > 0; got {self.temperature}.")
         if self.head not in HEADS:
             raise ConfigError(f"FewShot head must be one of {', '.join(HEADS)}; got '{self.head}'.")
         if not self.head_c > 0:
@@ -190,6 +232,7 @@ class FewShot(Strategy):
             epochs=self.pair_epochs,
             batch_size=self.pair_batch_size,
             lr=self.pair_lr,
+            labels=self.pair_loss == "supcon",
         )
         head = LogisticHeadPhase("head", c=self.head_c) if self.head == "logistic" else HeadPhase("head")
         return [pairs, head]
@@ -200,7 +243,7 @@ class FewShot(Strategy):
         Args:
             model: the encoder, inputs → embeddings ``(2N, F)``.
             batch: ``(inputs, target)``: the ``2N`` inputs (the pairs' first items, then their second items) and the
-                target similarities ``(N,)`` (1 same label, 0 not).
+                target similarities ``(N,)`` (1 same label, 0 not); with ``supcon``, the pairs' labels.
             criterion: unused (the head's loss is the task's).
 
         Returns:
@@ -208,5 +251,8 @@ class FewShot(Strategy):
         """
         inputs, target = batch
         u, v = model(inputs).chunk(2)
-        loss = CosineSimilarityLoss()(u, v, target)
+        if self.pair_loss == "supcon":
+            loss = SupConLoss(self.temperature)(torch.cat([u, v]), torch.cat([target, target]))
+        else:
+            loss = CosineSimilarityLoss()(u, v, target)
         return {"loss": loss, "cosine": F.cosine_similarity(u.detach().float(), v.detach().float(), dim=-1)}

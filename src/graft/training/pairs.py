@@ -62,10 +62,13 @@ def default_rounds(n: int) -> int:
 
 
 def contrastive_pairs(
-    y: Any, iterations: int, seed: int, max_pairs: int | None = None
+    y: Any, iterations: int, seed: int, max_pairs: int | None = None, *, labels: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SetFit's pair sampling, balanced: in each of ``iterations`` rounds every example is paired with a random other
     example of its own label (target 1) and a random example of another label (target 0).
+
+    With ``labels``, every pair is of one label and its target is that label's value: each example is paired twice
+    per round with random others of its own label (the two views of a supervised contrastive batch).
 
     An example is its own positive only when its label has no other example. ``max_pairs`` caps the total: fewer
     rounds (at least one), and when one round is already too many, a random half of ``max_pairs`` of its positive and
@@ -89,14 +92,14 @@ def contrastive_pairs(
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"Pair training needs one label per example, an array of shape (N,); got shape {y.shape}.")
-    labels = np.unique(y)
-    if len(labels) < 2:
+    classes = np.unique(y)
+    if len(classes) < 2:
         raise DataError("Pair training needs examples of at least two labels (negative pairs have different labels).")
     if max_pairs is not None:
         iterations = min(iterations, max(1, max_pairs // (2 * len(y))))
     rng = np.random.default_rng(seed)
     firsts, seconds, targets = [], [], []
-    for label in labels:
+    for label in classes:
         own, other = np.flatnonzero(y == label), np.flatnonzero(y != label)
         anchors = np.tile(own, iterations)
         if len(own) > 1:  # a random other member: draw among m - 1 and skip the anchor's own position
@@ -105,15 +108,23 @@ def contrastive_pairs(
             positives = own[draw + (draw >= pos)]
         else:
             positives = anchors
-        negatives = other[rng.integers(0, len(other), size=len(anchors))]
+        if labels:  # a second positive draw in place of the negative
+            draw = rng.integers(0, max(1, len(own) - 1), size=len(anchors))
+            negatives = own[draw + (draw >= pos)] if len(own) > 1 else anchors
+            kinds = [np.full(len(anchors), label, np.float32)] * 2
+        else:
+            negatives = other[rng.integers(0, len(other), size=len(anchors))]
+            kinds = [np.ones(len(anchors), np.float32), np.zeros(len(anchors), np.float32)]
         firsts += [anchors, anchors]
         seconds += [positives, negatives]
-        targets += [np.ones(len(anchors), np.float32), np.zeros(len(anchors), np.float32)]
+        targets += kinds
     first, second, target = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(targets)
     order = rng.permutation(len(first))
     if max_pairs is not None and len(order) > max_pairs:  # one round is too many: half the cap of each kind
         half = max(1, max_pairs // 2)
-        order = np.sort(np.concatenate([order[target[order] == t][:half] for t in (1.0, 0.0)]))
+        kinds = (1.0, 0.0) if not labels else np.unique(target)
+        share = half if not labels else max(1, max_pairs // len(kinds))
+        order = np.sort(np.concatenate([order[target[order] == t][:share] for t in kinds]))
         order = order[rng.permutation(len(order))]
     return first[order], second[order], target[order]
 
@@ -159,7 +170,7 @@ def run_pairs(phase: PairPhase, ctx: FitContext) -> LoopResult:
             "label per example; multi-label data has label sets. Use fine-tune or feature-extraction for it."
         )
     rounds = default_rounds(len(ctx.train.y)) if phase.iterations is None else phase.iterations
-    first, second, target = contrastive_pairs(ctx.train.y, rounds, est.seed, phase.max_pairs)
+    first, second, target = contrastive_pairs(ctx.train.y, rounds, est.seed, phase.max_pairs, labels=phase.labels)
     backbone = est.backbone_
     steps = phase.epochs * max(1, len(first) // phase.batch_size)  # the loop drops a last partial batch
     config = ctx.config(head=False, epochs=phase.epochs, lr=pair_lr(steps) if phase.lr is None else phase.lr)

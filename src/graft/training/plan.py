@@ -87,7 +87,9 @@ class PairPhase(Phase):
     :func:`graft.training.pairs.default_rounds`) pairs every example with
     one of its own label and one of another label; the strategy's loss scores a pair's embeddings against the target
     (1 same label, 0 not), at most ``max_pairs`` pairs. Its own ``epochs``, ``batch_size`` (pairs) and ``lr``
-    (``None``: from the number of steps, :func:`graft.training.pairs.pair_lr`); the estimator's apply to the head."""
+    (``None``: from the number of steps, :func:`graft.training.pairs.pair_lr`); the estimator's apply to the head.
+    With ``labels``, both items of every pair share a label and the target is that label (supervised contrastive
+    batches)."""
 
     trains_backbone: ClassVar[bool] = True
     iterations: int | None = None
@@ -95,6 +97,7 @@ class PairPhase(Phase):
     epochs: int = 1
     batch_size: int = 16
     lr: float | None = None
+    labels: bool = False
 
 
 @dataclass(frozen=True)
