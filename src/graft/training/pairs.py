@@ -71,8 +71,8 @@ def contrastive_pairs(
     per round with random others of its own label (the two views of a supervised contrastive batch).
 
     An example is its own positive only when its label has no other example. ``max_pairs`` caps the total: fewer
-    rounds (at least one), and when one round is already too many, a random half of ``max_pairs`` of its positive and
-    of its negative pairs.
+    rounds (at least one), and when one round is already too many, an equal share of ``max_pairs`` of each target
+    (half positive, half negative; with ``labels``, of each label).
 
     Args:
         y: integer labels ``(N,)``, at least two distinct values.
@@ -98,32 +98,30 @@ def contrastive_pairs(
     if max_pairs is not None:
         iterations = min(iterations, max(1, max_pairs // (2 * len(y))))
     rng = np.random.default_rng(seed)
+
+    def same_label(own: np.ndarray) -> np.ndarray:
+        """A random other member of ``own`` for each anchor (draw among m - 1, skip the anchor's own position)."""
+        if len(own) == 1:
+            return np.tile(own, iterations)
+        draw = rng.integers(0, len(own) - 1, size=iterations * len(own))
+        return own[draw + (draw >= np.tile(np.arange(len(own)), iterations))]
+
     firsts, seconds, targets = [], [], []
     for label in classes:
         own, other = np.flatnonzero(y == label), np.flatnonzero(y != label)
-        anchors = np.tile(own, iterations)
-        if len(own) > 1:  # a random other member: draw among m - 1 and skip the anchor's own position
-            pos = np.tile(np.arange(len(own)), iterations)
-            draw = rng.integers(0, len(own) - 1, size=len(anchors))
-            positives = own[draw + (draw >= pos)]
+        anchors, positives = np.tile(own, iterations), same_label(own)
+        if labels:  # a second same-label partner in place of the negative; the target is the label
+            seconds += [positives, same_label(own)]
+            targets += [np.full(len(anchors), label, np.float32)] * 2
         else:
-            positives = anchors
-        if labels:  # a second positive draw in place of the negative
-            draw = rng.integers(0, max(1, len(own) - 1), size=len(anchors))
-            negatives = own[draw + (draw >= pos)] if len(own) > 1 else anchors
-            kinds = [np.full(len(anchors), label, np.float32)] * 2
-        else:
-            negatives = other[rng.integers(0, len(other), size=len(anchors))]
-            kinds = [np.ones(len(anchors), np.float32), np.zeros(len(anchors), np.float32)]
+            seconds += [positives, other[rng.integers(0, len(other), size=len(anchors))]]
+            targets += [np.ones(len(anchors), np.float32), np.zeros(len(anchors), np.float32)]
         firsts += [anchors, anchors]
-        seconds += [positives, negatives]
-        targets += kinds
     first, second, target = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(targets)
     order = rng.permutation(len(first))
-    if max_pairs is not None and len(order) > max_pairs:  # one round is too many: half the cap of each kind
-        half = max(1, max_pairs // 2)
-        kinds = (1.0, 0.0) if not labels else np.unique(target)
-        share = half if not labels else max(1, max_pairs // len(kinds))
+    if max_pairs is not None and len(order) > max_pairs:  # one round is too many: an equal share of each target
+        kinds = np.unique(target)
+        share = max(1, max_pairs // len(kinds))
         order = np.sort(np.concatenate([order[target[order] == t][:share] for t in kinds]))
         order = order[rng.permutation(len(order))]
     return first[order], second[order], target[order]
