@@ -285,8 +285,8 @@ def test_logistic_head_weights_give_scikit_learns_probabilities(n_classes: int) 
 
 def test_label_prompts_are_written_from_word_class_names() -> None:
     prompts = FewShot().prompt_examples(["negative", "very_positive"])
-    assert len(prompts) == 2 * 5 * 2 and prompts[0] == ("This sentence is negative.", 0)
-    assert ("This is a very positive sentence.", 1) in prompts and prompts.count(("negative.", 0)) == 2
+    assert len(prompts) == 2 * 5 * 8 and prompts[0] == ("This sentence is negative.", 0)
+    assert ("This is a very positive sentence.", 1) in prompts and prompts.count(("negative.", 0)) == 8
     assert FewShot().prompt_examples(["0", "1"]) == [] and FewShot().prompt_examples(["A", "pos"]) == []
     assert FewShot(label_prompts=False).prompt_examples(["negative", "positive"]) == []
     assert FewShot(label_prompts=True, templates=["{} it is"], prompt_repeats=1).prompt_examples([0, 1]) == [
