@@ -108,12 +108,14 @@ class FewShot(Strategy):
             pairs) scored 0.783 and 10 rounds (2,560) 0.773 (3 samples each); at 8 per class 20 rounds (640 pairs,
             SetFit's own count is 144) were chosen.
         max_pairs: at most this many pairs, which bounds the training time on larger sets (fewer rounds; ``None``:
-            no bound): 8,192 are the 32 rounds of 128 texts (64 per class, about 4.5 minutes on 2 CPU cores).
+            no bound): 8,192 are the 32 rounds of 128 texts (64 per class, about 4.5 minutes on 2 CPU cores); with
+            the 80 label prompts of two word-named classes, 19 rounds of 208 texts (7,904 pairs, about 3.3 minutes).
         pair_epochs: passes over the pairs.
         pair_batch_size: pairs per step.
         pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay). ``None``:
             SetFit's 2e-5 for 320 steps or more (64 texts per class: 512), scaled up as there are fewer steps, to at
-            most 1e-4 (8 texts per class: 40 steps) (:func:`graft.training.pairs.pair_lr`).
+            most 1e-4 (8 texts per class: 40 steps; with the label prompts of two classes, 288 steps at 2.2e-5)
+            (:func:`graft.training.pairs.pair_lr`).
         pair_loss: ``cosine``: the cosine similarity of a pair regresses onto 1 (same label) or 0 (SetFit's loss);
             ``supcon``: batches of same-label pairs, every text pulled towards the batch's others of its label and
             pushed from the rest (:class:`SupConLoss`). On held-out SST-2 sentences the two tie: 0.737 ± 0.012
@@ -136,7 +138,7 @@ class FewShot(Strategy):
             larger share of the pairs. On held-out SST-2 sentences, 8 copies scored 0.800 ± 0.002 against
             0.792 ± 0.003 with 2 and 0.794 with 16 at 64 per class (the same 3 draws), and at 8 per class
             0.755 ± 0.026 against 0.741 ± 0.019 with 2, 0.747 with 4 and 0.753 with 16 (the same 5 draws; there
-            more prompts also make more pairs: 3,840 instead of 1,440 with 2 copies).
+            more prompts also make more pairs: 4,608 instead of 1,440 with 2 copies).
 
     Example:
         >>> graft.TextClassifier("minilm", strategy=FewShot(pair_iterations=20))  # doctest: +SKIP
