@@ -123,6 +123,43 @@ def test_monochrome1_inverted(tmp_path: Path) -> None:
     assert mono1[0, 0].tolist() == [255, 255, 255]
 
 
+def _voi_lut(descriptor: list[int], data: list[int], vr: str = "OW") -> Any:
+    """A VOI LUT Sequence of one table, its data as 16-bit words (OW) or as a list of numbers (US)."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.LUTDescriptor = descriptor
+    item.add(DataElement(0x00283006, vr, np.asarray(data, "<u2").tobytes() if vr == "OW" else data))
+    return [item]
+
+
+def test_voi_lut_sequence(tmp_path: Path) -> None:
+    # a 12-bit image through an 8-bit table of 4,096 entries (entry i = i // 16) that starts at input 100
+    stored = np.array([[0, 100, 400, 4095, 4195, 5000]], np.uint16)
+    data = [i // 16 for i in range(4096)]
+    table = _voi_lut([4096, 100, 8], data)
+    gray = decode_dicom(_bytes(_dataset(stored, VOILUTSequence=table), tmp_path))
+    assert gray[0, :, 0].tolist() == [0, 0, 18, 249, 255, 255]  # below the first input: entry 0; past the end: last
+    mono1 = decode_dicom(_bytes(_dataset(stored, photometric="MONOCHROME1", VOILUTSequence=table), tmp_path))
+    assert (mono1[..., 0].astype(int) == 255 - gray[..., 0]).all()
+    # a 16-bit table scales from 65,535; the file's window, when it has one, comes first
+    wide = _voi_lut([4096, 0, 16], [i * 16 for i in range(4096)], vr="US")
+    wide_gray = decode_dicom(_bytes(_dataset(stored, VOILUTSequence=wide), tmp_path))
+    assert wide_gray[0, 2, 0] == round(400 * 16 * 255 / 65535)
+    both = _dataset(stored, VOILUTSequence=table, WindowCenter=2048, WindowWidth=4096)
+    assert decode_dicom(_bytes(both, tmp_path))[0, :, 0].tolist()[:3] == [0, 6, 25]
+    # the table is used before a window passed by the caller
+    assert decode_dicom(_bytes(_dataset(stored, VOILUTSequence=table), tmp_path), window=(0, 2))[0, 2, 0] == 18
+    # a signed image: the table's first input is negative (LUT Descriptor read as SS)
+    signed = _dataset(np.array([[-2000, -1024, 0, 3071]], np.int16), VOILUTSequence=_voi_lut([4096, -1024, 8], data))
+    assert decode_dicom(_bytes(signed, tmp_path))[0, :, 0].tolist() == [0, 0, 64, 255]
+    short = _save(_dataset(stored, VOILUTSequence=_voi_lut([4096, 0, 8], [0, 1, 2])), tmp_path / "short.dcm")
+    message = _load_error(short)
+    assert "VOI LUT Sequence" in message and "4096 entries" in message and "3 entries" in message
+    assert PATIENT not in message
+
+
 def test_16bit_without_window_uses_percentiles(tmp_path: Path) -> None:
     stored = np.linspace(1000, 2000, 64 * 64).reshape(64, 64).astype(np.uint16)
     stored[0, 0] = 65535  # one hot pixel

@@ -9,10 +9,12 @@ offset 128 (:func:`is_dicom`). :func:`decode_dicom` turns it into the ``uint8`` 
 
    * the file's ``WindowCenter`` / ``WindowWidth`` (the first value when several are stored), applied with the DICOM
      VOI LUT Function (``LINEAR`` by default, ``LINEAR_EXACT`` and ``SIGMOID`` when the file says so);
+   * the file's VOI LUT Sequence (its first table: values below its first input take its first entry, values past
+     its end its last), the output scaled from its bit depth to 0..255;
    * the caller's ``window=(center, width)``, applied with the DICOM ``LINEAR`` formula;
    * the robust percentile window (below).
 
-   The window maps to 0..255. An explicit VOI LUT Sequence is not used.
+   The window maps to 0..255.
 3. **MONOCHROME1** images (low values drawn white) are inverted after windowing, so that bright means dense as in
    MONOCHROME2.
 4. **Color.** RGB images (``SamplesPerPixel`` 3; YCbCr is converted to RGB) are used as they are when 8-bit; 16-bit
@@ -195,10 +197,11 @@ def decode_dicom(data: bytes, *, window: tuple[float, float] | None = None) -> n
     """Decode one single-frame DICOM file into a ``uint8`` RGB array (not resized).
 
     Grayscale: Modality LUT (``RescaleSlope``/``RescaleIntercept``) in float64, then the file's
-    ``WindowCenter``/``WindowWidth`` (first value; DICOM VOI LUT Function, ``LINEAR`` by default), else ``window``,
-    else the 0.5th–99.5th percentile window, onto 0..255; MONOCHROME1 is inverted afterwards; the gray level is
-    replicated to three channels. Color: YCbCr is converted to RGB, palettes are expanded, 8-bit RGB is kept as is and
-    16-bit RGB goes through the same window choice. Multi-frame files are refused: save one frame per file.
+    ``WindowCenter``/``WindowWidth`` (first value; DICOM VOI LUT Function, ``LINEAR`` by default), else its VOI LUT
+    Sequence (first table), else ``window``, else the 0.5th–99.5th percentile window, onto 0..255; MONOCHROME1 is
+    inverted afterwards; the gray level is replicated to three channels. Color: YCbCr is converted to RGB, palettes
+    are expanded, 8-bit RGB is kept as is and 16-bit RGB goes through the same window choice (without the VOI LUT).
+    Multi-frame files are refused: save one frame per file.
 
     Args:
         data: The file's bytes.
@@ -373,7 +376,7 @@ def _grayscale(ds: Any, arr: np.ndarray, photometric: str, caller_window: tuple[
         values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"invalid Modality LUT / RescaleSlope / RescaleIntercept ({_detail(exc, ds)})") from None
-    gray = _window(ds, values, caller_window)
+    gray = _window(ds, values, caller_window, voi_lut=True)
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
@@ -407,14 +410,50 @@ def _first_float(ds: Any, keyword: str) -> float | None:
     return out if np.isfinite(out) else None
 
 
-def _window(ds: Any, values: np.ndarray, caller_window: tuple[float, float] | None) -> np.ndarray:
+def _window(
+    ds: Any, values: np.ndarray, caller_window: tuple[float, float] | None, *, voi_lut: bool = False
+) -> np.ndarray:
     center, width = _first_float(ds, "WindowCenter"), _first_float(ds, "WindowWidth")
     function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
     if center is not None and width is not None and (width >= 1.0 or (function != "LINEAR" and width > 0)):
         return _voi_to_uint8(values, center, width, function)
+    table = _voi_lut(ds, values) if voi_lut else None  # grayscale only, as in the standard
+    if table is not None:
+        return table
     if caller_window is not None:
         return _voi_to_uint8(values, *caller_window)
     return robust_to_uint8(values)
+
+
+def _voi_lut(ds: Any, values: np.ndarray) -> np.ndarray | None:
+    """The first table of the file's VOI LUT Sequence (PS3.3 C.11.2.1.1) applied to ``values``, scaled to 0..255;
+    ``None`` without one. Not pydicom's ``apply_voi``: it indexes an 8-bit table of more than 256 entries in ``uint8``,
+    so the indices wrap (pydicom 3.0)."""
+    sequence = ds.get("VOILUTSequence", None)
+    if not sequence:
+        return None
+    item = sequence[0]
+    try:
+        entries, first, bits = (int(v) for v in item.LUTDescriptor)
+        data = item.LUTData
+        if isinstance(data, bytes):
+            little = getattr(ds, "original_encoding", (None, True))[1] is not False
+            lut = np.frombuffer(data, "<u2" if little else ">u2").astype(np.int64)
+        else:
+            lut = np.asarray([data] if isinstance(data, int) else list(data), dtype=np.int64)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"invalid VOI LUT Sequence: unreadable LUT Descriptor or Data ({_detail(exc, ds)})") from None
+    entries = entries or 65536  # 0 means 2**16 entries
+    if first >= 32768 and int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        first -= 65536  # the first input value of a signed image, read as unsigned
+    if entries < 1 or len(lut) < entries or not 8 <= bits <= 16 or lut.min() < 0:
+        raise DataError(
+            f"invalid VOI LUT Sequence: LUT Descriptor says {entries} entries of {bits} bits, LUT Data has {len(lut)} "
+            "entries. Fix the file's VOI LUT, or remove the VOI LUT Sequence so that a window is used."
+        )
+    index = np.clip(np.rint(np.nan_to_num(values)) - first, 0, entries - 1).astype(np.int64)
+    top = float(2 ** max(bits, int(lut[:entries].max()).bit_length()) - 1)  # data past the nominal depth: its own
+    return np.rint(lut[:entries][index] * (255.0 / top)).astype(np.uint8)
 
 
 def _identifying_values(ds: Any) -> list[str]:
