@@ -451,9 +451,10 @@ def _voi_lut(ds: Any, values: np.ndarray) -> np.ndarray | None:
             f"invalid VOI LUT Sequence: LUT Descriptor says {entries} entries of {bits} bits, LUT Data has {len(lut)} "
             "entries. Fix the file's VOI LUT, or remove the VOI LUT Sequence so that a window is used."
         )
+    lut = lut[:entries]
     index = np.clip(np.rint(np.nan_to_num(values)) - first, 0, entries - 1).astype(np.int64)
-    top = float(2 ** max(bits, int(lut[:entries].max()).bit_length()) - 1)  # data past the nominal depth: its own
-    return np.rint(lut[:entries][index] * (255.0 / top)).astype(np.uint8)
+    top = float(2 ** max(bits, int(lut.max()).bit_length()) - 1)  # data past the nominal depth: its own
+    return np.rint(lut[index] * (255.0 / top)).astype(np.uint8)
 
 
 def _identifying_values(ds: Any) -> list[str]:
