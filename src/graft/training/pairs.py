@@ -132,7 +132,7 @@ class PairSet(Dataset):
 
     ``lengths`` (the two items' token counts summed) pass through for length-grouped batches when the items have them.
     Grouping is more than a speed-up there: on held-out SST-2 sentences (64 per class, MiniLM, label prompts), random
-    batches scored 0.790 / 0.792 against 0.803 / 0.799 with length-grouped ones (the same draws), and took 1.5x longer.
+    batches scored 0.790 / 0.792 against 0.803 / 0.799 with length-grouped ones (the same draws), and took about 1.5x as long.
     """
 
     def __init__(self, items: Dataset, first: np.ndarray, second: np.ndarray, target: np.ndarray) -> None:
