@@ -180,7 +180,7 @@ def test_a_budgeted_run_stays_within_its_budget_and_records_its_decisions(
     assert auto == json.loads(json.dumps(result.record))
     assert auto["budget_s"] == budget and 0 < auto["spent_s"] <= wall + 0.01
     assert set(auto["phases_s"]) == {"rank", "lr_find", "train", "tail"}
-    assert sum(auto["phases_s"].values()) <= auto["spent_s"] + 0.01
+    assert sum(auto["phases_s"].values()) <= auto["spent_s"] + 0.025  # five numbers, each rounded to 0.01
     decisions = {d["what"]: d for d in auto["decisions"]}
     assert {"candidates", "backbone", "strategy", "lr", "epochs", "deadline"} <= set(decisions)
     for d in auto["decisions"]:
