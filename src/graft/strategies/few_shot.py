@@ -58,7 +58,8 @@ class CosineSimilarityLoss(nn.Module):
     """Mean squared error between the cosine similarity of two embeddings and a target similarity (Sentence-BERT,
     Reimers & Gurevych, EMNLP 2019; SetFit's default loss).
 
-    Shape: u, v ``(N, F)`` embeddings; target ``(N,)`` in [0, 1] (1: same label) → scalar.
+    Shape: u, v ``(N, F)`` embeddings; target ``(N,)`` in [0, 1] (1: same label) → scalar. Negatives regressed onto
+    -1 instead of 0 scored 0.799 against 0.803 on held-out SST-2 sentences (64 per class, draws 108 to 110).
     """
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,11 +112,13 @@ class FewShot(Strategy):
             no bound): 8,192 are the 32 rounds of 128 texts (64 per class, about 4.5 minutes on 2 CPU cores); with
             the 80 label prompts of two word-named classes, 19 rounds of 208 texts (7,904 pairs, about 3.3 minutes).
         pair_epochs: passes over the pairs.
-        pair_batch_size: pairs per step.
+        pair_batch_size: pairs per step. On held-out SST-2 sentences at 64 per class (draws 108 to 110), 32 tied
+            with 16 (0.804 against 0.803) in 10% less time.
         pair_lr: the encoder's learning rate while it trains on pairs (AdamW, warm-up then cosine decay). ``None``:
             SetFit's 2e-5 for 320 steps or more (64 texts per class: 512), scaled up as there are fewer steps, to at
             most 1e-4 (8 texts per class: 40 steps; with the label prompts of two classes, 288 steps at 2.2e-5)
-            (:func:`graft.training.pairs.pair_lr`).
+            (:func:`graft.training.pairs.pair_lr`). Every parameter trains; the token embeddings left at their
+            pretrained values tied on held-out SST-2 sentences (0.803 both, 64 per class, draws 108 to 110).
         pair_loss: ``cosine``: the cosine similarity of a pair regresses onto 1 (same label) or 0 (SetFit's loss);
             ``supcon``: batches of same-label pairs, every text pulled towards the batch's others of its label and
             pushed from the rest (:class:`SupConLoss`). On held-out SST-2 sentences the two tie: 0.737 ± 0.012
