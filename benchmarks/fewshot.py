@@ -27,7 +27,7 @@ has none. ``setfit-templates`` is SetFit with its own templated examples from th
 ``--eval holdout`` scores instead on held-out texts of ``dev.tsv`` (part of the GLUE training split, disjoint from the
 test set) with seeds 100, 101, ...: its whole sentences with ``--pool sentences`` (other sentences than those of
 ``train.tsv``), else 1,000 of its rows of 10 words or more. The few-shot settings were chosen on these (seeds 100 to
-104 at 8 per class, 100 to 102 at 64), so judge a new choice on fresh draws (``--first-seed 105``). ``--set
+104 at 8 per class, 100 to 110 at 64), so judge a new choice on fresh draws (``--first-seed 111``). ``--set
 KEY=VALUE`` overrides a :class:`graft.strategies.FewShot` setting (e.g. ``--set pair_iterations=10``).
 """
 
