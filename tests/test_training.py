@@ -18,6 +18,7 @@ import graft
 from graft.errors import BundleError, ConfigError, GraftError, TrainingError
 from graft.strategies import FineTune
 from graft.training import TrainConfig, run_loop
+from graft.training.run_files import MetricsFile, load_checkpoint, write_metrics
 
 _METRICS = ("train_loss", "val_loss", "val_accuracy")  # the entries of a best-metrics dict
 
@@ -159,7 +160,8 @@ def test_checkpoints_and_metrics_are_written(tmp_path: Path) -> None:
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert ck["epoch"] == 2 and ck["done"] is True
     assert {"model", "optimizer", "scheduler", "history", "best", "best_epoch", "best_model", "bad_epochs"} <= set(ck)
-    assert len(ck["history"]) == 3
+    assert [h["epoch"] for h in json.loads(ck["history"])] == [1, 2, 3], "the history is kept as JSON text"
+    assert [h["epoch"] for h in load_checkpoint(ckpt)["history"]] == [1, 2, 3]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["phase"], r["epoch"]) for r in rows] == [("head", 1), ("head", 2), ("head", 3)]
     assert all(np.isfinite(r["train_loss"]) for r in rows)
@@ -170,6 +172,41 @@ def test_checkpoints_and_metrics_are_written(tmp_path: Path) -> None:
     _run(_model(), _config(epochs=1), run_dir=tmp_path, phase="head")
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert sorted((r["phase"], r["epoch"]) for r in rows) == [("fine-tune", 1), ("fine-tune", 2), ("head", 1)]
+
+
+def test_checkpoint_seconds_spaces_the_writes_and_always_writes_the_last_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graft.training.loop as loop
+
+    written: list[int] = []
+    real = loop._save_checkpoint
+
+    def save(path: Path, payload: dict[str, Any]) -> None:
+        written.append(payload["epoch"])
+        real(path, payload)
+
+    monkeypatch.setattr(loop, "_save_checkpoint", save)
+    _run(_model(), _config(epochs=5, checkpoint_seconds=3600), run_dir=tmp_path, phase="head")
+    assert written == [0, 4], "the first epoch's (none was written before) and the last one's"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5], "the last write carries every epoch"
+    assert load_checkpoint(tmp_path / "checkpoints" / "head" / "last.pt")["done"] is True
+
+
+def test_metrics_file_keeps_other_phases_and_a_callbacks_addition_to_the_last_row(tmp_path: Path) -> None:
+    write_metrics(tmp_path, "head", [{"epoch": 1}])
+    metrics, history = MetricsFile(tmp_path, "fine-tune"), [{"epoch": 1}]
+    metrics.write(history)
+    history[0]["note"] = "added after the write"  # e.g. by an epoch-end callback
+    history.append({"epoch": 2})
+    metrics.write(history)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [
+        {"phase": "head", "epoch": 1},
+        {"phase": "fine-tune", "epoch": 1, "note": "added after the write"},
+        {"phase": "fine-tune", "epoch": 2},
+    ]
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "one-cycle", "constant"])

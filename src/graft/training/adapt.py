@@ -33,6 +33,9 @@ __all__ = ["run_adapt", "run_deep_adapt", "ADAPT_MIN_STEPS", "DIAG_ROWS"]
 #: adaptation on embeddings trains at least this many steps unless ``epochs`` is given (on a few hundred examples,
 #: 30 epochs are ~100 steps: too few for an adversarial or pseudo-label loss to act)
 ADAPT_MIN_STEPS = 1_000
+#: seconds between two checkpoints of adaptation on embeddings: its epochs can be a single step each (a few dozen
+#: examples), and a checkpoint after every one of a thousand took longer than the training
+ADAPT_CHECKPOINT_SECONDS = 5.0
 #: rows per domain that the adaptation diagnostics (A-distance, feature plot) look at
 DIAG_ROWS = 2000
 
@@ -85,6 +88,7 @@ def run_adapt(phase: AdaptPhase, ctx: FitContext) -> LoopResult:
     f_val, y_val, _ = ctx.features("val") if ctx.val is not None else (None, None, None)
     f_target = ctx.features("target")[0]
     config = ctx.config(head=True, epochs=1, lr=ctx.lr())
+    config.checkpoint_seconds = ADAPT_CHECKPOINT_SECONDS
     if est.epochs is not None and not phase.then_deep:
         config.epochs = int(est.epochs)
     else:  # the alignment losses act over many steps: small sets get more epochs, at least ADAPT_MIN_STEPS

@@ -12,8 +12,8 @@ import torch
 
 from ..errors import ConfigError
 from .loop import LoopResult
-from .loop import _write_metrics as write_metrics
 from .plan import LogisticHeadPhase
+from .run_files import write_metrics
 
 if TYPE_CHECKING:
     from .phases import FitContext

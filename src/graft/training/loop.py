@@ -14,8 +14,6 @@ exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import copy
-import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -29,9 +27,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 
-from .._utils import atomic_write_bytes, seed_everything, tune_allocator
+from .._utils import seed_everything, tune_allocator
 from ..errors import ConfigError, TrainingError
 from .deadlines import past, until
+from .run_files import MetricsFile, load_checkpoint
+from .run_files import save_checkpoint as _save_checkpoint
 from .samplers import LengthGroupedBatchSampler, micro_batches
 
 __all__ = ["TrainConfig", "LoopResult", "run_loop", "EvalFn", "make_accelerator", "LengthGroupedBatchSampler"]
@@ -72,6 +72,8 @@ class TrainConfig:
             examples, their gradients summed before the step: the same step as the whole batch when no layer uses
             batch statistics (BatchNorm frozen) and the loss is a mean, with a fraction of the activation memory.
         deadline: a ``time.perf_counter()`` value: the epoch under way is cut between steps, evaluated; training ends.
+        checkpoint_seconds: at least this long between two checkpoints (and ``metrics.jsonl`` rewrites) of the
+            phase, for phases of many very short epochs; the last epoch's is always written. ``0``: every epoch's.
     """
 
     epochs: int
@@ -95,6 +97,7 @@ class TrainConfig:
     log_with: str | None = None
     micro_batch: int | None = None
     deadline: float | None = None
+    checkpoint_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -201,26 +204,6 @@ def _better(logs: dict[str, float], best: dict[str, float], monitor: str) -> boo
     return logs.get("val_loss", 0.0) < best.get("val_loss", 0.0)
 
 
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _write_metrics(run_dir: Path, phase: str, history: list[dict[str, Any]]) -> None:
-    """Rewrite ``metrics.jsonl`` with every phase's history (this phase's replaced)."""
-    path = run_dir / "metrics.jsonl"
-    rows: list[dict[str, Any]] = []
-    if path.exists():
-        rows = [
-            r
-            for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-            if r.get("phase") != phase
-        ]
-    rows += [{"phase": phase, **h} for h in history]
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
-
-
 def run_loop(
     model: nn.Module,
     *,
@@ -311,8 +294,10 @@ def run_loop(
     start_epoch, bad_epochs = 0, 0
     ckpt_dir = run_dir / "checkpoints" / phase if run_dir is not None else None
     best_state: dict[str, torch.Tensor] | None = None
+    metrics: MetricsFile | None = None  # opened at the first epoch's end, after the phase's earlier rows
+    last_write = -math.inf
     if resume and ckpt_dir is not None and (ckpt_dir / "last.pt").exists():
-        ck = torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=True)
+        ck = load_checkpoint(ckpt_dir / "last.pt")
         accelerator.unwrap_model(model).load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -398,7 +383,8 @@ def run_loop(
             result.history.append(logs)
             stop = (config.patience is not None and bad_epochs >= config.patience) or past(config.deadline)
             done = stop or epoch + 1 == config.epochs
-            if ckpt_dir is not None and run_dir is not None and main:
+            due = done or time.perf_counter() - last_write >= config.checkpoint_seconds
+            if ckpt_dir is not None and run_dir is not None and main and due:
                 _save_checkpoint(
                     ckpt_dir / "last.pt",
                     {
@@ -414,7 +400,9 @@ def run_loop(
                         "done": done,
                     },
                 )
-                _write_metrics(run_dir, phase, result.history)
+                metrics = metrics or MetricsFile(run_dir, phase)
+                metrics.write(result.history)
+                last_write = time.perf_counter()
             if config.verbose and config.log_epochs and main:
                 _print_epoch(phase, logs, improved)
             if on_epoch_end:
