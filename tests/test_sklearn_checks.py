@@ -1,7 +1,8 @@
 """scikit-learn's own estimator checks, run against the estimators that take arrays.
 
-Settings: enough optimizer steps for a small problem (batches of 8, 30 epochs), as any user would choose for a few
-hundred rows. Checks where Graft deliberately differs are expected failures, each with its reason.
+Settings: enough optimizer steps for a small problem (batches of 8; 30 epochs, 15 for the table network, which
+reaches 0.92 training accuracy on the checks' three blobs in 15 against the 0.83 they ask), as any user would choose
+for a few hundred rows. Checks where Graft deliberately differs are expected failures, each with its reason.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _expected(estimator: object) -> dict[str, str]:
 @parametrize_with_checks(
     [
         graft.EmbeddingClassifier(epochs=30, batch_size=8, verbose=False),
-        graft.TabularClassifier(epochs=30, batch_size=8, verbose=False),
+        graft.TabularClassifier(epochs=15, batch_size=8, verbose=False),
     ],
     expected_failed_checks=_expected,
 )
