@@ -1,5 +1,6 @@
 """What a training phase keeps in its run directory as it goes: ``checkpoints/<phase>/last.pt`` and the
-``metrics.jsonl`` of every phase, both rewritten atomically after each epoch.
+``metrics.jsonl`` of every phase, both rewritten atomically after each epoch (or less often, as
+``TrainConfig.checkpoint_seconds`` spaces them).
 
 Each rewrite costs about the same at the thousandth epoch as at the first (an adaptation phase on a few dozen
 examples runs a thousand one-step epochs): the history goes into the checkpoint as one JSON text rather than
