@@ -267,3 +267,34 @@ def test_missing_pydicom_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "pydicom", None)
     message = _load_error(path)
     assert 'reading DICOM needs pydicom: pip install "graft[medical]"' in message
+
+
+@pytest.mark.slow
+def test_the_server_reads_dicom_as_predict_does(helpers: Any, tmp_path: Path) -> None:
+    """A DICOM upload gets the probabilities ``predict_proba`` gives for the same file; a file Graft refuses gets a
+    400 that says why, without patient data."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    import graft
+    from graft.serve import ServeConfig, create_app
+
+    run = tmp_path / "run"
+    helpers.tiny_classifier("feature-extraction", epochs=2, output_dir=run).fit(
+        str(helpers.write_class_folder(tmp_path / "data", n_classes=2, n_per_class=3))
+    )
+    ramp = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7) % 4096
+    path = _save(_dataset(ramp, RescaleSlope=1, RescaleIntercept=-1024), tmp_path / "ct.dcm")
+    model = graft.load(run)
+    expected = model.predict_proba([str(path)])[0]
+    labels = [str(c) for c in model.classes_]
+    cine = _bytes(_dataset(np.zeros((2, 8, 8), np.uint16), frames=2), tmp_path)
+    with TestClient(create_app(run, config=ServeConfig(top_k=len(labels)))) as client:
+        answer = client.post("/predict", files=[("file", ("ct.dcm", path.read_bytes(), "application/dicom"))])
+        assert answer.status_code == 200, answer.text
+        top = {t["label"]: t["probability"] for t in answer.json()["predictions"][0]["top_k"]}
+        np.testing.assert_allclose([top[c] for c in labels], expected, atol=1e-5)
+        refused = client.post("/predict", files=[("file", ("cine.dcm", cine, "application/dicom"))])
+    assert refused.status_code == 400 and "multi-frame DICOM (2 frames)" in refused.json()["error"]
+    assert PATIENT not in refused.text and PATIENT_ID not in refused.text
