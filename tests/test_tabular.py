@@ -182,6 +182,9 @@ def test_cli_train_evaluate_predict_on_tables(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     scores = pd.read_csv(tmp_path / "s.csv")
     assert len(scores) == 80 and str(scores["input"].iloc[0]) == "1000"  # rows named by the table's ID column
+    # the cost threshold decides the label; the probability column is that label's, whichever class is more probable
+    for label, probability, top in zip(scores["label"], scores["probability"], scores["top_k"]):
+        assert probability == {t["label"]: t["probability"] for t in json.loads(top)}[label]
     r = runner.invoke(app, ["train", str(tmp_path / "target.csv"), "--label-column", "bad", "--cost", "5", "-o", "x"])
     assert r.exit_code == 2 and "--cost" in r.output
 

@@ -241,6 +241,7 @@ def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3)
                 {
                     "input": item,
                     "label": model.classes_[d].item(),
+                    "probability": round(float(p[d]), 6),  # of the label given (not always the most probable)
                     "top_k": [{"label": model.classes_[i].item(), "probability": round(float(p[i]), 6)} for i in order],
                 }
             )
@@ -274,8 +275,8 @@ def write_predictions(path: Path, results: list[dict[str, Any]]) -> Path:
         {k: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v for k, v in r.items()} for r in results
     ]
     for row, r in zip(flat, results):
-        if "top_k" in r:
-            row["probability"] = r["top_k"][0]["probability"]
+        if "top_k" in r and "probability" not in r:  # a row kept from an earlier version's partial file
+            row["probability"] = next((t["probability"] for t in r["top_k"] if t["label"] == r["label"]), None)
     frame = pd.DataFrame(flat)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
