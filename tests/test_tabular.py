@@ -97,6 +97,34 @@ def test_text_in_a_number_column_names_the_row() -> None:
         schema.transform(bad, where="input")
 
 
+def test_day_first_dates_are_read_day_first_in_every_row() -> None:
+    """``02/01/2020`` in a column whose other dates are day-first (``13/01/2020``) is 2 January, as its ISO twin is,
+    in training and at prediction; a column that mixes both orders is refused, naming a row of each."""
+    df = _table(40)
+    iso = pd.date_range("2020-01-01", periods=40, freq="D")
+    df["opened"] = iso.strftime("%d/%m/%Y")
+    schema = TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    assert next(c for c in schema.columns if c.name == "opened").dayfirst
+    as_iso = df.assign(opened=iso.strftime("%Y-%m-%d"))
+    assert np.array_equal(schema.transform(df, where="t"), schema.transform(as_iso, where="t"))
+    again = TableSchema.from_dict(json.loads(json.dumps(schema.to_dict())))
+    assert np.array_equal(again.transform(df.head(3), where="t"), schema.transform(as_iso.head(3), where="t"))
+    mixed = df.astype({"opened": object})
+    mixed.loc[5, "opened"] = "01/13/2020"
+    with pytest.raises(DataError, match=r"'opened'.*day first \(row 12: '13/01/2020'\).*month first \(row 5"):
+        TableSchema.fit(mixed.drop(columns=["bad"]), label="bad")
+
+
+def test_infinite_numbers_are_refused_naming_the_column_and_rows() -> None:
+    df = _table(40)
+    df.loc[[3, 10], "income"] = [np.inf, -np.inf]
+    with pytest.raises(DataError, match=r"column 'income' is infinite in row\(s\) 3, 10"):
+        TableSchema.fit(df.drop(columns=["bad"]), label="bad")
+    schema = TableSchema.fit(_table(40).drop(columns=["bad"]), label="bad")
+    with pytest.raises(DataError, match=r"input: column 'income' is infinite in row\(s\) 3, 10"):
+        schema.transform(df, where="input")
+
+
 def test_fit_save_load_gives_identical_predictions(tmp_path: Path) -> None:
     df = _table()
     clf = graft.TabularClassifier(label_column="bad", epochs=8, verbose=False, output_dir=tmp_path / "run")
@@ -228,8 +256,10 @@ def test_serving_a_table_model(tmp_path: Path) -> None:
         ({"rows": [{**row, "income": "lots"}]}, 422, "takes a number"),
         ({"rows": [{**row, "job": [1]}]}, 422, "must be a number"),
         ({"texts": ["x"]}, 422, '"rows"'),
+        ({"rows": [{**row, "income": float("inf")}]}, 422, "'income' is inf; send a finite number"),
+        ({"rows": [{**row, "income": "-inf"}]}, 422, "'income' is -inf"),
     ):
-        r = client.post("/predict", json=bad)
+        r = client.post("/predict", content=json.dumps(bad), headers={"content-type": "application/json"})
         assert r.status_code == status and words in r.json()["error"], r.text
     assert client.post("/predict", json={"row": row}).status_code == 200  # still serving
 

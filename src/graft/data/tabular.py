@@ -105,6 +105,7 @@ class ColumnSpec:
     mean: float = 0.0
     std: float = 1.0
     indicator: bool = False  # numeric, date: a missing-value indicator feature follows
+    dayfirst: bool = False  # date: dd/mm/yyyy (found in training: a first field over 12), else mm/dd/yyyy
     categories: list[str] = field(default_factory=list)  # categorical, boolean
     model: str | None = None  # text: the sentence encoder
     dim: int = 0  # text: its embedding size
@@ -169,11 +170,37 @@ def infer_kind(name: str, values: pd.Series) -> tuple[str | None, str]:
     return "categorical", ""
 
 
-def _days(values: pd.Series) -> np.ndarray:
+_SLASH_DATE = r"^\s*(\d{1,2})/(\d{1,2})/\d{2,4}"
+
+
+def _day_first(name: str, values: pd.Series) -> bool:
+    """Whether a date column's ``a/b/yyyy`` dates are day-first: some first field is over 12 (``13/01/2020``). Refused
+    when others are month-first (a second field over 12); with neither, month-first, as pandas reads them."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return False
+    fields = values.dropna().astype(str).str.extract(_SLASH_DATE).dropna().astype(int)
+    day_first, month_first = fields.index[fields[0] > 12], fields.index[fields[1] > 12]
+    if len(day_first) and len(month_first):
+        d, m = day_first[0], month_first[0]
+        raise DataError(
+            f"column '{name}' has dates written day first (row {d}: {values[d]!r}) and month first (row {m}: "
+            f"{values[m]!r}); write them all one way, best as YYYY-MM-DD."
+        )
+    return bool(len(day_first))
+
+
+def _days(values: pd.Series, dayfirst: bool = False) -> np.ndarray:
+    """Days since 1970 (NaN: missing or unreadable). ISO dates (``2020-01-13``) are read as such; ``a/b/yyyy`` dates
+    all one way, day-first or month-first, as the training data showed (pandas alone would flip single rows)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
-        parsed = pd.to_datetime(values.astype(object).where(values.notna(), None), errors="coerce", format="mixed")
+        cells = values.astype(object).where(values.notna(), None)
+        parsed = pd.to_datetime(cells, errors="coerce", format="mixed")
+        if dayfirst:
+            slash = cells.astype(str).str.match(_SLASH_DATE)
+            swapped = pd.to_datetime(cells.where(slash, None), errors="coerce", format="mixed", dayfirst=True)
+            parsed = parsed.where(~slash, swapped)
     days = (parsed - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
     return days.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -189,7 +216,15 @@ def _numbers(values: pd.Series, name: str, where: str) -> np.ndarray:
             f"{where}: column '{name}' holds numbers in training but row {row} has {values.iloc[row]!r}; fix the "
             "value or leave the cell empty (missing)."
         )
-    return out.to_numpy(np.float64)
+    v = out.to_numpy(np.float64)
+    if np.isinf(v).any():
+        rows = np.flatnonzero(np.isinf(v))
+        shown = ", ".join(str(int(r)) for r in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+        raise DataError(
+            f"{where}: column '{name}' is infinite in row(s) {shown}; use a finite number or leave the cell empty "
+            "(missing)."
+        )
+    return v
 
 
 @dataclass
@@ -294,7 +329,7 @@ class TableSchema:
         out = np.zeros((n, self.width), np.float32)
         j = 0
         for c in self.numeric:
-            v = _days(df[c.name]) if c.kind == "date" else _numbers(df[c.name], c.name, where)
+            v = _days(df[c.name], c.dayfirst) if c.kind == "date" else _numbers(df[c.name], c.name, where)
             miss = np.isnan(v)
             v = np.where(miss, c.median, v)
             out[:, j] = np.clip((v - c.mean) / c.std, -1e4, 1e4)
@@ -331,7 +366,8 @@ class TableSchema:
 
 def _fit_column(name: str, kind: str, values: pd.Series, min_frequency: int) -> ColumnSpec:
     if kind in ("numeric", "date"):
-        v = _days(values) if kind == "date" else _numbers(values, name, "training data")
+        dayfirst = kind == "date" and _day_first(name, values)
+        v = _days(values, dayfirst) if kind == "date" else _numbers(values, name, "training data")
         present = v[~np.isnan(v)]
         if present.size == 0:
             raise DataError(f"column '{name}' has no values to learn from.")
@@ -345,6 +381,7 @@ def _fit_column(name: str, kind: str, values: pd.Series, min_frequency: int) -> 
             mean=float(filled.mean()),
             std=std if std > 1e-12 else 1.0,
             indicator=bool(np.isnan(v).any()),
+            dayfirst=dayfirst,
         )
     counts = pd.Series([v for v in _as_text(values, boolean=kind == "boolean") if v is not None]).value_counts()
     kept = [str(k) for k, c in counts.items() if c >= min_frequency][:MAX_CATEGORIES]

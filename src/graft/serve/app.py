@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import hmac
 import io
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -361,9 +362,13 @@ def _rows_of(payload: Any, cfg: ServeConfig, columns: dict[str, str]) -> list[di
                 raise _Reject(422, f"row {i}: column '{name}' must be a number, a string, true/false or null.")
             if kind == "numeric" and isinstance(v, str):
                 try:
-                    float(v)
+                    v = float(v)
                 except ValueError:
                     raise _Reject(422, f"row {i}: column '{name}' takes a number; got {v!r}.") from None
+            if isinstance(v, float) and math.isinf(v):  # not JSON, though Python's json reads it (NaN: missing)
+                raise _Reject(
+                    422, f"row {i}: column '{name}' is {v}; send a finite number, or null for a missing value."
+                )
     return rows
 
 
