@@ -210,11 +210,35 @@ def test_cli_train_evaluate_predict_on_tables(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     scores = pd.read_csv(tmp_path / "s.csv")
     assert len(scores) == 80 and str(scores["input"].iloc[0]) == "1000"  # rows named by the table's ID column
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == (tmp_path / "tgt" / "graft.json").stat().st_mode & 0o777
     # the cost threshold decides the label; the probability column is that label's, whichever class is more probable
     for label, probability, top in zip(scores["label"], scores["probability"], scores["top_k"]):
         assert probability == {t["label"]: t["probability"] for t in json.loads(top)}[label]
     r = runner.invoke(app, ["train", str(tmp_path / "target.csv"), "--label-column", "bad", "--cost", "5", "-o", "x"])
     assert r.exit_code == 2 and "--cost" in r.output
+
+
+def test_predict_output_is_checked_before_any_work_and_a_failure_leaves_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    graft.TabularClassifier(label_column="bad", epochs=1, verbose=False, output_dir=run).fit(_table(60))
+    table = tmp_path / "applicants.csv"
+    _table(20, seed=1).drop(columns=["bad"]).to_csv(table, index=False)
+    before = table.read_bytes()
+    (tmp_path / "afile").write_text("x")
+    runner = CliRunner()
+    for output, words in (
+        (table, "is one of the inputs"),
+        (tmp_path / "afile" / "p.csv", "is a file, not a folder"),
+        (tmp_path / "run", "must end in"),
+    ):
+        r = runner.invoke(app, ["predict", str(run), str(table), "--output", str(output)])
+        assert r.exit_code == 2 and words in " ".join(r.output.split()), r.output
+    assert table.read_bytes() == before
+    # a table lacking a trained column: refused by name, and no partial file is left to resume from
+    _table(20, seed=1).drop(columns=["bad", "income"]).to_csv(tmp_path / "short.csv", index=False)
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "short.csv"), "--output", str(tmp_path / "o/s.csv")])
+    assert r.exit_code == 2 and "income" in r.output
+    assert not [p for p in (tmp_path / "o").rglob("*") if p.is_file()]
 
 
 @pytest.mark.parametrize("backbone", ["mlp", "ft-transformer"])

@@ -373,7 +373,7 @@ def predict(
     from .estimators import load
 
     try:
-        check_output_path(output)
+        check_output_path(output, inputs or [])
         model = load(run, device=device, backend=backend)
         if tta:
             model.strategy_.tta = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,21 +249,40 @@ def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3)
     return results
 
 
-def check_output_path(path: Path | None) -> None:
-    """Fail before any work when ``path`` is not a .csv, .jsonl or .parquet file."""
-    if path is not None and path.suffix.lower() not in OUTPUT_FORMATS:
-        from ..errors import ConfigError
+def check_output_path(path: Path | None, inputs: Sequence[Path] = ()) -> None:
+    """Fail before any work when ``path`` is not a .csv, .jsonl or .parquet file, is one of the ``inputs``, or cannot
+    be written (a file where a folder is needed, a read-only place)."""
+    import tempfile
 
+    from ..errors import ConfigError
+
+    if path is None:
+        return
+    if path.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(
             f"--output '{path}' must end in {', '.join(OUTPUT_FORMATS)}; got '{path.suffix or '(no extension)'}'."
         )
+    if any(p.is_file() and p.resolve() == path.resolve() for p in inputs or ()):
+        raise ConfigError(f"--output '{path}' is one of the inputs; write the predictions to another file.")
+    if path.is_dir():
+        raise ConfigError(f"--output '{path}' is a folder; give a file name such as '{path / 'predictions.csv'}'.")
+    place = path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise ConfigError(f"--output '{path}': '{place}' is a file, not a folder; choose another place.")
+    try:
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"--output '{path}': cannot write in '{place}' ({e.strerror or e}); choose another place."
+        ) from None
 
 
 def write_predictions(path: Path, results: list[dict[str, Any]]) -> Path:
     """Write one row per result (nested values as JSON text in CSV and Parquet), atomically."""
     import json
-    import os
-    import tempfile
 
     import pandas as pd
 
@@ -279,17 +299,10 @@ def write_predictions(path: Path, results: list[dict[str, Any]]) -> Path:
             row["probability"] = next((t["probability"] for t in r["top_k"] if t["label"] == r["label"]), None)
     frame = pd.DataFrame(flat)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.suffix.lower() == ".csv":
+        atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    else:
+        atomic_write_bytes(path, frame.to_parquet(None, index=False))
     return path
 
 

@@ -60,6 +60,40 @@ def stream_predictions(
     done = _done_rows(sorted(output.parent.glob(output.name + ".partial*.jsonl")))
     reused = sum("skipped" not in r for r in done.values())
     total = sum(len(shown) for _, shown in groups)
+    try:
+        _predict_chunks(model, groups, partial, done, top_k, chunk_size, rank, world, total, on_progress)
+    except BaseException:
+        if partial.exists() and partial.stat().st_size == 0:  # nothing to resume from: leave nothing behind
+            partial.unlink()
+        raise
+    state.wait_for_everyone()
+    summary: dict[str, Any] = {"output": str(output), "reused": reused}
+    if state.is_main_process:
+        partials = sorted(output.parent.glob(output.name + ".partial*.jsonl"))
+        done = _done_rows(partials)
+        order = [name for _, shown in groups for name in shown]
+        results = [done[n] for n in order if n in done and "skipped" not in done[n]]
+        write_predictions(output, results)
+        for p in partials:
+            p.unlink(missing_ok=True)
+        summary.update(rows=len(results), skipped=[r for r in done.values() if "skipped" in r])
+    state.wait_for_everyone()
+    return summary
+
+
+def _predict_chunks(
+    model: Any,
+    groups: list[tuple[Any, list[str]]],
+    partial: Path,
+    done: dict[str, dict[str, Any]],
+    top_k: int,
+    chunk_size: int,
+    rank: int,
+    world: int,
+    total: int,
+    on_progress: Callable[[int, int, int], None] | None,
+) -> None:
+    """Append this process's share of the rows not yet ``done`` to ``partial``, one flushed chunk at a time."""
     position = 0
     with open(partial, "a", encoding="utf-8") as sink:
         for data, shown in groups:
@@ -76,19 +110,6 @@ def stream_predictions(
                 os.fsync(sink.fileno())
                 if on_progress is not None:
                     on_progress(len(done), total, sum("skipped" in r for r in done.values()))
-    state.wait_for_everyone()
-    summary: dict[str, Any] = {"output": str(output), "reused": reused}
-    if state.is_main_process:
-        partials = sorted(output.parent.glob(output.name + ".partial*.jsonl"))
-        done = _done_rows(partials)
-        order = [name for _, shown in groups for name in shown]
-        results = [done[n] for n in order if n in done and "skipped" not in done[n]]
-        write_predictions(output, results)
-        for p in partials:
-            p.unlink(missing_ok=True)
-        summary.update(rows=len(results), skipped=[r for r in done.values() if "skipped" in r])
-    state.wait_for_everyone()
-    return summary
 
 
 def _select(
