@@ -110,6 +110,12 @@ def test_predict_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:
     assert folder.exit_code == 0, folder.output
     assert len(json.loads(folder.stdout)) == 6
 
+    # a CSV of paths alone (no label column), relative to the CSV's folder, in row order
+    (data / "to_score.csv").write_text("path\nblue/img1.png\nred/img0.png\n")
+    listed = _invoke("predict", run, data / "to_score.csv", "--json", "--device", "cpu")
+    assert listed.exit_code == 0, listed.output
+    assert [r["input"] for r in json.loads(listed.stdout)] == [str(data / "blue/img1.png"), str(image)]
+
 
 def test_predict_missing_image_exits_2(trained: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     run, _, _ = trained

@@ -140,14 +140,14 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
     if model.modality == "image":
         if not inputs:
             raise GraftError("give image files, folders or a CSV of paths to predict.")
-        from ..data.image_folders import find_splits, list_images
+        from ..data.image_folders import csv_image_paths, list_images
 
         items: list[str] = []
         for p in inputs:
             if p.is_dir():
                 items += list_images(p)
             elif p.suffix.lower() in (".csv", ".tsv"):
-                items += [path for paths, _ in find_splits(p).values() for path in paths]
+                items += csv_image_paths(p)  # every row in file order; labels and splits ignored
             else:
                 items.append(str(p))
         return [(items, items)]

@@ -14,7 +14,7 @@ from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
 from graft.errors import DataError, did_you_mean
 
-__all__ = ["GROUP_COLUMNS", "IMAGE_EXTENSIONS", "find_groups", "find_splits", "list_images"]
+__all__ = ["GROUP_COLUMNS", "IMAGE_EXTENSIONS", "csv_image_paths", "find_groups", "find_splits", "list_images"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".dcm", ".dicom"}
@@ -183,11 +183,22 @@ def _csv_rows(reader: Any, shown: str) -> Iterator[list[str]]:
         yield row
 
 
+def csv_image_paths(path: str | os.PathLike[str]) -> list[str]:
+    """The image paths of a CSV in row order, for prediction: the path column as in :func:`find_splits` (relative
+    paths against the CSV's folder); a label or split column may be there or not, and is ignored.
+
+    Raises:
+        DataError: the file is not a readable CSV, lacks a path column or has an empty path cell.
+    """
+    return _read_csv(Path(path), str(path), unlabelled=True)[0]["train"][0]
+
+
 def _read_csv(
-    csv_path: Path, shown: str, group_column: str | None = None
+    csv_path: Path, shown: str, group_column: str | None = None, *, unlabelled: bool = False
 ) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, list[str]] | None, str | None]:
     """Read a ``path,label[,split]`` CSV into per-split lists, and the group (patient) of each row when the CSV has
-    ``group_column`` or, without one given, a column named like a patient or study ID (:data:`GROUP_COLUMNS`)."""
+    ``group_column`` or, without one given, a column named like a patient or study ID (:data:`GROUP_COLUMNS`).
+    ``unlabelled``: only the paths matter (prediction): every row in one ``train`` list, labels empty."""
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -204,7 +215,7 @@ def _read_csv(
     columns = {name.strip().lower(): name.strip() for name in header}
     path_col = _pick_column(columns, _PATH_COLUMNS)
     label_col = _pick_column(columns, _LABEL_COLUMNS)
-    if path_col is None or label_col is None:
+    if path_col is None or (label_col is None and not unlabelled):
         found = ", ".join(f"'{c.strip()}'" for c in header)
         missing = "path" if path_col is None else "label"
         wanted = _PATH_COLUMNS if path_col is None else _LABEL_COLUMNS
@@ -212,8 +223,10 @@ def _read_csv(
             f"CSV '{shown}' has no {missing} column; columns found: {found}. Name the {missing} column "
             f"one of {', '.join(wanted)} (the first row must be a header)."
         )
-    split_col = _pick_column(columns, _SPLIT_COLUMNS)
-    if group_column is not None:
+    split_col = None if unlabelled else _pick_column(columns, _SPLIT_COLUMNS)
+    if unlabelled:
+        group_col = None
+    elif group_column is not None:
         group_col = columns.get(group_column.strip().lower())
         if group_col is None:
             found = ", ".join(f"'{c.strip()}'" for c in header)
@@ -225,7 +238,7 @@ def _read_csv(
     else:
         group_col = _pick_column(columns, GROUP_COLUMNS)
     index = {name.strip(): i for i, name in reversed(list(enumerate(header)))}
-    path_i, label_i = index[path_col], index[label_col]
+    path_i, label_i = index[path_col], None if label_col is None or unlabelled else index[label_col]
     split_i = None if split_col is None else index[split_col]
     group_i = None if group_col is None else index[group_col]
     base = csv_path.parent
@@ -244,7 +257,7 @@ def _read_csv(
             return value
 
         file_value = cell(path_i, f"'{path_col}'")
-        label = cell(label_i, f"'{label_col}'")
+        label = "" if label_i is None else cell(label_i, f"'{label_col}'")
         split = "train"
         if split_i is not None:
             raw = cell(split_i, f"'{split_col}'")
