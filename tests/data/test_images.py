@@ -437,7 +437,7 @@ def test_all_bad_files_listed_in_one_error(tmp_path: Path) -> None:
     assert f"{bad['text']}: not an image" in msg
     assert f"{bad['missing']}: file does not exist" in msg
     assert str(bad["truncated"]) in msg
-    assert msg.endswith("Fix or remove these files, or pass skip_invalid=True (CLI: --skip-invalid) to leave them out.")
+    assert msg.endswith("--skip-invalid with graft train; graft predict --output FILE skips and lists them.")
 
 
 def test_skip_invalid_drops_and_reports(tmp_path: Path) -> None:

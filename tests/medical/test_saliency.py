@@ -168,6 +168,10 @@ def test_grad_cam_errors() -> None:
     x = torch.randn(2, 3, 32, 32)
     with pytest.raises(ConfigError, match="Did you mean"):
         grad_cam(model, x, layer="backbone.blocks.22")
+    with pytest.raises(ConfigError, match="e.g. one of its last convolutions: .*'backbone.conv_head'") as info:
+        grad_cam(model, x, layer="nonexistent")
+    named = dict(model.named_modules())
+    assert all(name.strip("'") in named for name in str(info.value).split(": ")[-1].rstrip(".").split(", "))
     with pytest.raises(ConfigError, match="feature map"):
         grad_cam(model, x, layer="head.fc")  # (N, classes): no spatial map
     with pytest.raises(ConfigError, match="not a sub-module"):

@@ -47,7 +47,10 @@ ImageInput: TypeAlias = "str | os.PathLike[str] | Sequence[Any] | np.ndarray"
 """What :func:`load_images` accepts as ``X``."""
 
 _MAX_LISTED = 20
-_SKIP_HINT = "Fix or remove these files, or pass skip_invalid=True (CLI: --skip-invalid) to leave them out."
+_SKIP_HINT = (
+    "Fix or remove these files, or leave them out: skip_invalid=True in Python, --skip-invalid with graft train; "
+    "graft predict --output FILE skips and lists them."
+)
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

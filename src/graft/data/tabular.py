@@ -318,8 +318,9 @@ class TableSchema:
             extra = [str(c) for c in df.columns if c not in need and c != self.label and c not in self.dropped]
             hint = f" It has other columns: {', '.join(extra[:20])}." if extra else ""
             raise DataError(
-                f"{where} lacks column(s) the model was trained on: {', '.join(missing)}.{hint} Rename them "
-                "(column_map={'new name': 'trained name'}) or add them (empty cells count as missing values)."
+                f"{where} lacks column(s) the model was trained on: {', '.join(missing)}.{hint} Rename those "
+                "columns in the table (in Python: column_map={'new name': 'trained name'}) or add them (empty cells "
+                "count as missing values)."
             )
         return df
 

@@ -72,9 +72,11 @@ def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
         return layer
     modules = dict(model.named_modules())
     if layer not in modules:
+        convs = [f"'{n}'" for n, m in modules.items() if isinstance(m, nn.Conv2d)][-3:]
+        examples = f", e.g. one of its last convolutions: {', '.join(convs)}" if convs else ""
         raise ConfigError(
             f"The model has no sub-module named '{layer}'.{did_you_mean(layer, modules)} "
-            "Give a name listed by `model.named_modules()`, e.g. a CNN stage such as 'backbone.layer3'."
+            f"Give a name listed by `model.named_modules()`{examples}."
         )
     return modules[layer]
 
