@@ -113,6 +113,18 @@ def test_no_text_column_lists_columns(tmp_path: Path) -> None:
         read_text_table(f)
 
 
+def test_an_unnamed_column_of_sentences_is_the_text(tmp_path: Path) -> None:
+    rows = "".join(
+        f"{i},{i * 0.5},the film number {i} was {'good' if i % 2 else 'bad'} indeed,{i % 2}\n" for i in range(8)
+    )
+    data = read_text_table(_write(tmp_path / "d.csv", "id,x,desc,label\n" + rows))
+    assert data.texts[1] == "the film number 1 was good indeed" and list(data.labels[:2]) == ["0", "1"]
+    # two sentence columns: ambiguous, refused with both ways out (name the column, or read it as a table)
+    two = "".join(f"a b c d {i},e f g h {i},{i % 2}\n" for i in range(8))
+    with pytest.raises(DataError, match=r"no text column.*--text-column.*--task tabular-classification"):
+        read_text_table(_write(tmp_path / "two.csv", "left,right,label\n" + two))
+
+
 def test_prediction_table_without_labels(tmp_path: Path) -> None:
     data = read_text_table(_write(tmp_path / "d.csv", "text\nhello\n"))
     assert data.labels is None

@@ -93,10 +93,13 @@ def _choose_columns(
         if text is None:
             text = _find(table, _TEXT_NAMES, taken)
         if text is None:
+            text = _sentence_column(table, taken)
+        if text is None:
             raise DataError(
                 f"{table.shown} has no text column; columns found: {_quoted(list(table.columns))}. Pass "
                 "text_column='<name>' (CLI: --text-column) to choose one, or name the column one of "
-                f"{', '.join(_TEXT_NAMES)}. The first row must be a header."
+                f"{', '.join(_TEXT_NAMES)}. The first row must be a header. A table of features (numbers, "
+                "categories) is read with task tabular-classification (CLI: --task tabular-classification)."
             )
         taken.add(text)
     elif pair is None:
@@ -107,6 +110,22 @@ def _choose_columns(
     if label is None and detect_label:
         label = _find(table, _LABEL_NAMES, taken)
     return text, pair, label
+
+
+def _sentence_column(table: _Table, taken: set[str]) -> str | None:
+    """The one column, not named as text, whose cells read as sentences (mostly distinct strings with three or more
+    spaces on average); ``None`` when no column or several do."""
+    found = []
+    for name, cells in table.columns.items():
+        if name in taken or _name_key(name) in _LABEL_NAMES:
+            continue
+        present = [c for c in cells if c is not None]
+        if not present or not all(isinstance(c, str) for c in present):
+            continue
+        spaces = sum(c.strip().count(" ") for c in present) / len(present)
+        if spaces >= 3 and len(set(present)) > 0.5 * len(present):
+            found.append(name)
+    return found[0] if len(found) == 1 else None
 
 
 def _texts_from_cells(cells: Sequence[Any], sources: Sequence[str], what: str, problems: list[str]) -> list[str]:
