@@ -111,3 +111,16 @@ def test_clinical_fit_reports_auroc_with_ci_and_keeps_thresholds(tmp_path: Path)
     assert loaded.task_.name == "clinical"
     again = loaded.evaluate(_write_patients(tmp_path / "new2", 6, 2, first=60))["clinical"]["per_class"][pos]
     assert again["threshold"] == pytest.approx(c["per_class"][pos]["threshold"])
+
+
+def test_a_patient_column_found_by_name_turns_clinical_metrics_on_and_the_bundle_keeps_the_task(tmp_path: Path) -> None:
+    import graft
+
+    clf = tiny_classifier(val_fraction=0.3, epochs=1).fit(_write_patients(tmp_path / "train", 10, 2))
+    assert clf.group_column_ == "patient_id" and clf.task_.name == "clinical"
+    assert "clinical" in clf.evaluate(_write_patients(tmp_path / "new", 4, 2, first=30))
+    assert graft.load(clf.save(tmp_path / "bundle")).task_.name == "clinical"
+    # said off, it stays off, in the fit and in the bundle
+    plain = tiny_classifier(val_fraction=0.3, epochs=1, clinical=False).fit(_write_patients(tmp_path / "t2", 10, 2))
+    assert plain.task_.name == "single-label"
+    assert graft.load(plain.save(tmp_path / "plain")).task_.name == "single-label"

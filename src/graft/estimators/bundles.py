@@ -101,6 +101,7 @@ def restore(
         ) from None
     model.eval()
     est.backbone_, est.model_, est.strategy_ = backbone, model, est.strategy
+    est._saved_clinical = isinstance(m.get("clinical"), dict)  # the task's state says whether it was clinical
     est.task_ = est._make_task()
     est.task_.load_state(m)
     est.classes_ = np.asarray(m["labels"])

@@ -228,7 +228,11 @@ class ImageClassifier(TransferEstimator):
     def _make_task(self) -> Task:
         clinical = self.clinical
         if clinical is None:
-            clinical = bool(self.group_column or self.ordinal or self.class_weight or self.sampler) or (
+            # a loaded bundle: the task it was trained with; a fit: on with a group column (given or found in the CSV)
+            clinical = getattr(self, "_saved_clinical", None)
+        if clinical is None:
+            group = self.group_column or getattr(self, "group_column_", None)
+            clinical = bool(group or self.ordinal or self.class_weight or self.sampler) or (
                 self.operating_point is not None
             )
         if not clinical:
@@ -252,6 +256,7 @@ class ImageClassifier(TransferEstimator):
         from ..data.images import find_splits
 
         self.skipped_: list[tuple[str, str]] = []  # unreadable inputs left out by this fit (skip_invalid)
+        self.__dict__.pop("_saved_clinical", None)  # a fit decides its task anew
         Xva, yva = split_val(val)
         self._fit_groups, self.group_column_ = self._groups_of(X) if _is_path_like(X) else ({}, None)
         if self.group_column is not None and not _is_path_like(X):
