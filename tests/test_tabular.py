@@ -204,6 +204,7 @@ def test_cli_train_evaluate_predict_on_tables(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output[r.output.index("{") :])
     assert {"roc_auc", "ks", "cost_per_row"} <= set(metrics)
+    assert metrics["scored"]["warning"].startswith("scored the training data itself")  # the run's own table
     r = runner.invoke(
         app, ["predict", str(tmp_path / "tgt"), str(tmp_path / "target.csv"), "--output", str(tmp_path / "s.csv")]
     )

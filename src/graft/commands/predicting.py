@@ -77,10 +77,11 @@ def score_run(
     split = getattr(model, "evaluated_split_", None)
     scored: dict[str, Any] = {"data": str(data), "split": split}
     trained_on = (getattr(model, "data_", None) or {}).get("train")
-    if split in ("val", "train") and trained_on is not None and Path(trained_on) == Path(data).resolve():
+    if split in ("val", "train", None) and trained_on is not None and Path(trained_on) == Path(data).resolve():
+        what = "the training data itself" if split is None else f"the '{split}' split of the training data"
         scored["warning"] = (
-            f"scored the '{split}' split of the training data"
-            + (", which chose the best epoch: the score is optimistic" if split == "val" else "")
+            f"scored {what}"
+            + (", which chose the best epoch: the score is optimistic" if split in ("val", None) else "")
             + ". Give held-out data (a test/ split or another folder/table) for an unbiased estimate."
         )
     folder = folder or _new_folder(run / "evaluation" / f"{Path(data).stem or 'data'}-{split or 'all'}")
