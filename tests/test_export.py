@@ -111,3 +111,22 @@ def test_export_command_prints_the_parity_check(helpers: Any, tmp_path: Path) ->
     assert "parity ok" in result.output and "top-1 agreement 100.0%" in result.output
     bad = CliRunner().invoke(app, ["export", str(run), "-o", str(tmp_path / "m.x"), "--format", "tflite"], env=env)
     assert bad.exit_code == 2 and "format must be one of onnx, torchscript" in bad.output
+
+
+def test_the_format_follows_the_extension_and_a_mismatch_is_refused_before_any_write(tmp_path: Path) -> None:
+    from graft.errors import ConfigError
+    from graft.export import export_format
+
+    assert export_format("m.onnx") == "onnx" and export_format("m.PT") == "torchscript"
+    assert export_format("m.ts", "torchscript") == "torchscript"
+    for path, fmt, words in (
+        ("m.txt", None, "cannot tell the format of 'm.txt'"),
+        ("m.pt", "onnx", "onnx files end in .onnx; got 'm.pt'"),
+        ("m.onnx", "torchscript", "torchscript files end in .pt or .ts"),
+        ("m.onnx", "tflite", "format must be one of onnx, torchscript"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            export_format(path, fmt)
+    with pytest.raises(ConfigError, match="onnx files end in"):
+        export_model(object(), tmp_path / "m.pt", fmt="onnx")
+    assert not list(tmp_path.iterdir())

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def export(
     run: Path = typer.Argument(..., help="Run directory / bundle."),
     output: Path = typer.Option(..., "--output", "-o", help="The model file to write (.onnx, or .pt for TorchScript)."),
-    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    fmt: str | None = typer.Option(None, "--format", help="onnx or torchscript (default: from the extension)."),
     data: Path | None = typer.Option(
         None, "--data", help="Real inputs for the parity check (default: the training data recorded in the bundle)."
     ),
@@ -43,7 +43,7 @@ def export(
         _print_json(report)
         return
     out.print(describe_parity(report), highlight=False)
-    out.print(f"{fmt}: {output}  (preprocessing and labels: {output}.json)", highlight=False)
+    out.print(f"{report.get('format', fmt)}: {output}  (preprocessing and labels: {output}.json)", highlight=False)
 
 
 def serve(

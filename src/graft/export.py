@@ -136,19 +136,47 @@ def _probabilities(est: Any, logits: np.ndarray) -> np.ndarray:
     return sigmoid(logits) if isinstance(est.task_, MultiLabel) else softmax_rows(logits)
 
 
-def export_model(est: Any, path: str | Path, *, fmt: str = "onnx", data: Any = None, check_rows: int = 64) -> dict:
+#: the file extensions of each format
+EXTENSIONS = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
+
+
+def export_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format to write ``path`` in: ``fmt`` when its extension fits it, else the one its extension names.
+
+    Raises:
+        ConfigError: an unknown format, or an extension that is not the format's (or names none).
+    """
+    suffix = Path(path).suffix.lower()
+    if fmt is None:
+        fmt = next((f for f, exts in EXTENSIONS.items() if suffix in exts), None)
+        if fmt is None:
+            raise ConfigError(f"cannot tell the format of '{path}': name it .onnx (ONNX) or .pt (TorchScript).")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got '{fmt}'.")
+    if suffix not in EXTENSIONS[fmt]:
+        raise ConfigError(
+            f"{fmt} files end in {' or '.join(EXTENSIONS[fmt])}; got '{path}'. Rename the output, or choose the "
+            "format its name says."
+        )
+    return fmt
+
+
+def export_model(est: Any, path: str | Path, *, fmt: str | None = None, data: Any = None, check_rows: int = 64) -> dict:
     """Write ``est`` (fitted) as ``fmt`` to ``path`` with ``<path>.json`` beside it; return the parity report.
 
     Args:
         est: a fitted estimator (``graft.load(run)``).
-        path: the model file (``.onnx`` or ``.pt``).
-        fmt: ``onnx`` or ``torchscript``.
+        path: the model file (``.onnx``, or ``.pt`` / ``.ts`` for TorchScript).
+        fmt: ``onnx`` or ``torchscript``; ``None``: the one ``path``'s extension names.
         data: real inputs for the example and the parity check (any input the estimator reads); default: the
             training data recorded in the bundle, when its path still exists.
         check_rows: how many rows of ``data`` the parity check compares.
+
+    Raises:
+        ConfigError: an unknown format or one that does not fit the extension (:func:`export_format`), or no data
+            for the parity check.
     """
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got '{fmt}'.")
+    fmt = export_format(path, fmt)
     path = Path(path)
     if data is None:
         data = (getattr(est, "data_", None) or {}).get("train")
