@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,20 @@ def _take_lock(run: Path) -> None:
     lock = run / LOCK
     lock.write_text(f"{os.getpid()} {socket.gethostname()}\n")
     atexit.register(release_lock, run)
+
+
+@contextlib.contextmanager
+def discard_if_empty(run: Path | None, *, resume: bool, device: str = "auto") -> Iterator[None]:
+    """Around a fit into ``run``: when it fails before writing anything there (no checkpoint, no metrics), the new
+    run directory is removed rather than left empty; a resumed run's directory, or one with files, is kept."""
+    try:
+        yield
+    except BaseException:
+        if run is not None and not resume and process_state(device).is_main_process:
+            release_lock(run)
+            with contextlib.suppress(OSError):
+                run.rmdir()  # only an empty folder
+        raise
 
 
 def release_lock(run: Path) -> None:

@@ -28,7 +28,15 @@ from ..tasks.base import Task
 from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
-from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state, summarize_fit
+from ._fitting import (
+    FitData,
+    check_settings,
+    describe_data,
+    discard_if_empty,
+    prepare_run_dir,
+    process_state,
+    summarize_fit,
+)
 from ._groups import check_group_leak, group_record, holdout
 
 __all__ = ["TransferEstimator", "FitData"]
@@ -234,35 +242,36 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         self.groups_ = group_record(train, val_data, getattr(self, "group_column_", None))
         self.data_ = describe_data(X, val, target, train)
         run_dir = prepare_run_dir(self.output_dir, resume=resume, overwrite=self.overwrite, device=self.device)
-        torch.manual_seed(self.seed)
-        head = ClassificationHead(
-            self.backbone_.feature_dim,
-            len(classes),
-            dropout=strategy.dropout,
-            hidden=strategy.bottleneck if needs_target else None,
-            normalize=strategy.normalize,
-        )
-        self.model_ = TransferModel(self.backbone_.module, head)
-        self.n_train_, self.n_val_ = len(train), (len(val_data) if val_data is not None else 0)
-        ctx = FitContext(self, strategy, task, classes, train, val_data, target_data, run_dir, resume, callbacks)
-        results = run_plan(plan, ctx)
-        self.history_ = [{"phase": phase, **h} for phase, res in results.items() for h in res.history]
-        last = list(results.values())[-1]
-        self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
-        self.best_epochs_ = {phase: res.best_epoch for phase, res in results.items()}
-        self.val_metrics_, logits = None, None
-        if val_data is not None:
-            if strategy.frozen_backbone:  # the head's inputs are the cached embeddings
-                logits = self._head_outputs(*ctx.features("val"))
-            else:
-                logits = self._predict_outputs(val_data)
-            task.calibrate(logits, val_data.y)
-            self.val_metrics_ = task.metrics(logits, val_data.y, classes)
-        self.fit_seconds_, self.backend_used_ = time.perf_counter() - t0, "torch"
-        if run_dir is not None and process_state(self.device).is_main_process:
-            from ..evaluation.runs import write_run
+        with discard_if_empty(run_dir, resume=resume, device=self.device):
+            torch.manual_seed(self.seed)
+            head = ClassificationHead(
+                self.backbone_.feature_dim,
+                len(classes),
+                dropout=strategy.dropout,
+                hidden=strategy.bottleneck if needs_target else None,
+                normalize=strategy.normalize,
+            )
+            self.model_ = TransferModel(self.backbone_.module, head)
+            self.n_train_, self.n_val_ = len(train), (len(val_data) if val_data is not None else 0)
+            ctx = FitContext(self, strategy, task, classes, train, val_data, target_data, run_dir, resume, callbacks)
+            results = run_plan(plan, ctx)
+            self.history_ = [{"phase": phase, **h} for phase, res in results.items() for h in res.history]
+            last = list(results.values())[-1]
+            self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
+            self.best_epochs_ = {phase: res.best_epoch for phase, res in results.items()}
+            self.val_metrics_, logits = None, None
+            if val_data is not None:
+                if strategy.frozen_backbone:  # the head's inputs are the cached embeddings
+                    logits = self._head_outputs(*ctx.features("val"))
+                else:
+                    logits = self._predict_outputs(val_data)
+                task.calibrate(logits, val_data.y)
+                self.val_metrics_ = task.metrics(logits, val_data.y, classes)
+            self.fit_seconds_, self.backend_used_ = time.perf_counter() - t0, "torch"
+            if run_dir is not None and process_state(self.device).is_main_process:
+                from ..evaluation.runs import write_run
 
-            write_run(self, run_dir, val=(val_data, logits))
+                write_run(self, run_dir, val=(val_data, logits))
         return self
 
     # ------------------------------------------------------------------ inference
