@@ -142,6 +142,22 @@ def test_offline_candidates_are_the_installed_backbones_of_the_modality(tiny_can
     assert not set(tiny_candidates) & set(offline_candidates("text"))
 
 
+def test_the_probe_times_the_backbone_past_the_cache(
+    tiny_candidates: tuple[str, ...], split_data: tuple[Path, Path]
+) -> None:
+    """An example whose embedding is cached still costs a forward pass per fine-tuning step: the probe measures the
+    same cost with the cache full (a later run) as with it empty (the first), so a plan cannot think steps are free."""
+    import graft
+    from graft.selection._costs import probe, read_data
+
+    train, _ = split_data
+    est = graft.ImageClassifier(tiny_candidates[0], "feature-extraction", image_size=64, verbose=False)
+    facts = read_data(est, str(train), None)
+    first = probe(est, facts, seed=0)
+    again = probe(est, facts, seed=0)  # every probed example is in the cache now
+    assert first.embed_s > 0 and again.embed_s > 0.3 * first.embed_s
+
+
 def _warm_imports() -> None:
     """What a long-running process has imported already (a test measures the plan, not first imports)."""
     import matplotlib.pyplot  # noqa: F401

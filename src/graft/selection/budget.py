@@ -204,7 +204,7 @@ def _rank_phase(run: _Run, make: Callable[..., Any], d: DataFacts, names: list[s
         "candidates",
         ranked,
         f"ranked on {m} of {d.n_data} training examples with LogME"
-        + (f"; left out {', '.join(skipped)}" if skipped else ""),
+        + "".join(f"; left out {name}: {why}" for name, why in skipped.items()),
         skipped=skipped,
         examples=m,
         share_ends_at_s=share_end,
