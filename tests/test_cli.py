@@ -362,3 +362,38 @@ def test_deep_without_an_adaptation_strategy_exits_2(domains: tuple[Path, Path, 
     result = _invoke("train", str(domains[0]), "-o", str(tmp_path / "r"), "--strategy", "fine-tune", "--deep")
     assert result.exit_code == 2
     assert "--deep is for domain-adaptation strategies" in _flat(result.output)
+
+
+def test_unwritable_outputs_and_bad_counts_are_refused_before_any_work(
+    trained: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A file where a folder is needed, a count below one, a sweep too short or of an adaptation method, a plot
+    without a plot extension: exit 2 with the option named, no traceback, nothing written."""
+    run, data, _ = trained
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    cases = [
+        (("evaluate", run, data, "--report", blocker), "(--report): '" + str(blocker) + "' is a file, not a folder"),
+        (("report", run, "-o", blocker / "r.html"), "(-o): '" + str(blocker) + "' is a file, not a folder"),
+        (("lr-find", data, "-o", blocker / "lr.png"), "is a file, not a folder"),
+        (("lr-find", data, "-o", tmp_path / "lr.txt"), "must end in .png, .svg, .pdf"),
+        (("lr-find", data, "--steps", "0", "-o", tmp_path / "lr.png"), "at least 10 steps"),
+        (("lr-find", data, "--strategy", "coral", "-o", tmp_path / "lr.png"), "also needs unlabelled target data"),
+        (("predict", run, data, "--top-k", "0"), "--top-k and --batch-size must be 1 or more"),
+        (("predict", run, data, "--batch-size", "0", "--output", tmp_path / "p.csv"), "must be 1 or more"),
+    ]
+    for args, words in cases:
+        result = _invoke(*args)
+        assert result.exit_code == 2 and words in _flat(result.output), (args, result.output)
+        assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_write_into_a_file_path_is_a_graft_error_naming_the_blocking_file(tmp_path: Path) -> None:
+    from graft._utils import atomic_write_bytes
+    from graft.errors import UnwritableError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UnwritableError, match="'.*afile' is a file, not a folder") as info:
+        atomic_write_bytes(tmp_path / "afile" / "sub" / "x.json", b"{}")
+    assert isinstance(info.value, OSError)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DiskFullError
+from .errors import DiskFullError, UnwritableError
 
 _ALLOCATOR_TUNED = False
 
@@ -65,10 +65,44 @@ def _disk_full(path: Path, exc: OSError) -> DiskFullError:
     return err
 
 
+def check_writable(path: str | os.PathLike[str], what: str = "") -> None:
+    """Fail before any work when a file cannot be created at ``path`` (its folder may not exist yet): a file stands
+    where a folder is needed, or the nearest existing folder takes no new files. ``what`` names the option (``-o``).
+
+    Raises:
+        UnwritableError: saying why, naming ``what``.
+    """
+    path = Path(path)
+    place = path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        if not place.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(place))
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as exc:
+        raise _unwritable(path, exc, what) from None
+
+
+def _unwritable(path: Path, exc: OSError, what: str = "") -> UnwritableError:
+    blocker = next((p for p in (path, path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    why = f"'{blocker}' is a file, not a folder" if blocker is not None and blocker != path else exc.strerror or exc
+    option = f" ({what})" if what else ""
+    err = UnwritableError(f"Cannot write '{path}'{option}: {why}. Choose another place to write it.")
+    err.errno = exc.errno
+    return err
+
+
 def _stage(path: Path, data: bytes) -> str:
     """Write ``data`` to a new temporary file in ``path``'s folder (flushed to disk); return the temporary name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _disk_full(path, exc) from exc
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

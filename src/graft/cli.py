@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from ._cli_common import _fail, _print_json, err, out
+from ._utils import check_writable
 from .cli_adaptation import register as _register_adaptation
 from .cli_choose import register as _register_choose
 from .cli_compare import register as _register_compare
@@ -329,6 +330,8 @@ def evaluate(
     from .evaluation import format_metrics
 
     try:
+        if report is not None:
+            check_writable(report / "report.html", "--report")
         metrics, html, scored = evaluate_run(run, data, report=report, device=device, backend=backend, tta=tta)
     except GraftError as e:
         _fail(e)
@@ -373,6 +376,8 @@ def predict(
     from .estimators import load
 
     try:
+        if top_k < 1 or batch_size < 1:
+            raise ConfigError(f"--top-k and --batch-size must be 1 or more; got {top_k} and {batch_size}.")
         check_output_path(output, inputs or [])
         model = load(run, device=device, backend=backend)
         if tta:

@@ -9,7 +9,11 @@ import typer
 from rich.table import Table
 
 from ._cli_common import _fail, _print_json, out
+from ._utils import check_writable
 from .errors import ConfigError, GraftError
+
+#: the formats the lr-find plot can be written in
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 __all__ = ["register"]
 
@@ -98,6 +102,9 @@ def lr_find(
     from .selection import lr_find as find
 
     try:
+        if output.suffix.lower() not in PLOT_SUFFIXES:
+            raise ConfigError(f"-o '{output}' must end in {', '.join(PLOT_SUFFIXES)} (the plot's format).")
+        check_writable(output, "-o")
         task = resolve_task(data, "auto")
         est = make_estimator(
             task,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ._cli_common import _fail, _print_json, err, out
+from ._utils import check_writable
 from .errors import GraftError
 
 __all__ = ["register"]
@@ -38,6 +39,8 @@ def report(
     from .commands.reporting import report_run
 
     try:
+        if output is not None:
+            check_writable(output, "-o")
         result, scored = report_run(run, output, data=data, device=device, backend=backend)
     except GraftError as e:
         _fail(e)

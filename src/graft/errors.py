@@ -17,6 +17,7 @@ __all__ = [
     "BundleError",
     "TrainingError",
     "DiskFullError",
+    "UnwritableError",
     "DECODER_ERRORS",
     "did_you_mean",
 ]
@@ -47,6 +48,11 @@ class DiskFullError(GraftError, OSError):
     """A file could not be written because the disk (or the user's quota) is full; nothing was left half-written.
 
     Also an ``OSError`` (its ``errno`` is ``ENOSPC`` or ``EDQUOT``), as the failed write was."""
+
+
+class UnwritableError(GraftError, OSError):
+    """An output cannot be written where it was asked: a file stands where a folder is needed, no permission, a
+    read-only place; nothing was written. Also an ``OSError``, as the failed write was."""
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:

@@ -253,8 +253,7 @@ def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3)
 def check_output_path(path: Path | None, inputs: Sequence[Path] = ()) -> None:
     """Fail before any work when ``path`` is not a .csv, .jsonl or .parquet file, is one of the ``inputs``, or cannot
     be written (a file where a folder is needed, a read-only place)."""
-    import tempfile
-
+    from .._utils import check_writable
     from ..errors import ConfigError
 
     if path is None:
@@ -267,18 +266,7 @@ def check_output_path(path: Path | None, inputs: Sequence[Path] = ()) -> None:
         raise ConfigError(f"--output '{path}' is one of the inputs; write the predictions to another file.")
     if path.is_dir():
         raise ConfigError(f"--output '{path}' is a folder; give a file name such as '{path / 'predictions.csv'}'.")
-    place = path.parent
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    if not place.is_dir():
-        raise ConfigError(f"--output '{path}': '{place}' is a file, not a folder; choose another place.")
-    try:
-        with tempfile.TemporaryFile(dir=place):
-            pass
-    except OSError as e:
-        raise ConfigError(
-            f"--output '{path}': cannot write in '{place}' ({e.strerror or e}); choose another place."
-        ) from None
+    check_writable(path, "--output")
 
 
 def write_predictions(path: Path, results: list[dict[str, Any]]) -> Path:

@@ -8,6 +8,9 @@ from ..training.lr_find import LRFinderResult, range_test_on
 
 __all__ = ["lr_find"]
 
+#: the fewest steps a sweep is run with
+MIN_STEPS = 10
+
 
 def lr_find(
     est: Any, X: Any, y: Any = None, *, steps: int = 100, start: float = 1e-7, end: float = 1.0
@@ -18,8 +21,19 @@ def lr_find(
         >>> result = graft.selection.lr_find(graft.ImageClassifier(strategy="fine-tune"), "data/")  # doctest: +SKIP
         >>> result.suggestion, result.plot("lr.png")  # doctest: +SKIP
     """
+    from ..errors import ConfigError
+
+    if steps < MIN_STEPS:
+        raise ConfigError(
+            f"the range test needs at least {MIN_STEPS} steps (points on both sides of the loss's valley); got {steps}."
+        )
     strategy = est._strategy()
     strategy.validate()
+    if any(phase.needs_target for phase in strategy.plan()):
+        raise ConfigError(
+            f"lr-find sweeps a strategy trained on labelled examples alone; '{strategy.name}' also needs unlabelled "
+            "target data. Sweep fine-tune or feature-extraction (the adaptation methods start from their defaults)."
+        )
     est.strategy_ = strategy
     est.backbone_ = est._build_backbone(pretrained=est.pretrained)
     X_train, y_train, _, _ = est._read_fit_data(X, y, None)
