@@ -85,6 +85,17 @@ def test_test_labels_unknown_to_training_are_refused(image_folder: Any) -> None:
         split_examples(IMAGE, train, val)
 
 
+def test_the_python_api_takes_comma_separated_strings_too(image_folder: Any) -> None:
+    from graft import compare
+    from graft.selection import rank
+
+    data = image_folder("data", n_classes=2, n_per_class=4)
+    with pytest.raises(ConfigError, match="'fine-tun'"):  # read as names, not as letters
+        compare(data, strategies="scratch,fine-tun", verbose=False)
+    with pytest.raises(ConfigError, match="max_examples"):
+        rank(data, "test_efficientnet,test_efficientnet", max_examples=0)
+
+
 def test_strategies_are_checked_and_few_shot_joins_text_only_when_registered(image_folder: Any) -> None:
     from graft import compare
     from graft.strategies import list_strategies
@@ -232,7 +243,15 @@ def test_cli_compare_prints_the_json_it_writes(image_folder: Any, tmp_path: Path
     assert printed == json.loads((out / "compare.json").read_text())
     assert [(r["strategy"], r["budget"], r["n_train"]) for r in printed["rows"]] == [("scratch", 2, 4)]
     assert (out / "compare.png").stat().st_size > 5000
-    text = CliRunner().invoke(app, args)
+    again = CliRunner().invoke(app, args)  # the folder holds that comparison now: kept unless --overwrite
+    assert again.exit_code == 2 and "holds an earlier comparison" in again.output
+    text = CliRunner().invoke(app, [*args, "--overwrite"])
     assert text.exit_code == 0 and "scratch" in text.stdout and "compare.json" in text.stdout
     bad = CliRunner().invoke(app, ["compare", str(data), "--budgets", "2,x", "-o", str(out)])
     assert bad.exit_code == 2 and "budgets are labelled examples per class" in bad.output
+    # a budget past the largest class (6 training images each) draws every example: it runs once, as 'all'
+    whole = [a if a != "2" else "2,100" for a in args[:-1]] + [str(tmp_path / "cmp2")]
+    with pytest.warns(UserWarning, match=r"budget\(s\) 100 per class reach the largest class \(6 .*run once, as 'all'"):
+        result = CliRunner().invoke(app, [*whole, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["budgets"] == [2, "all"]

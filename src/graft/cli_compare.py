@@ -50,6 +50,9 @@ def compare(
     label_column: str | None = typer.Option(None, help="Label column of a table (default: auto-detected)."),
     batch_size: int = typer.Option(32, help="Examples per step (small budgets use n/4, at least 4)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", metavar="", help="Replace an earlier comparison's files in the output folder."
+    ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print compare.json on stdout."),
 ) -> None:
     """Train from scratch and with each transfer strategy at several label budgets and seeds, score every run on one
@@ -78,6 +81,7 @@ def compare(
             batch_size=batch_size,
             device=device,
             output_dir=output,
+            overwrite=overwrite,
             verbose=not as_json,
             **options,
         )

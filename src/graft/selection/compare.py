@@ -98,6 +98,40 @@ def parse_budgets(budgets: str | Sequence[int | str]) -> list[int | str]:
     return [*sorted(out), *(["all"] if every else [])]
 
 
+def _within(budgets: list[int | str], labels: Sequence[str]) -> list[int | str]:
+    """``budgets`` with those of at least the largest class's examples run once, as ``"all"`` (they would draw every
+    example of every class), with a warning that says so."""
+    import warnings
+    from collections import Counter
+
+    largest = max(Counter(str(v) for v in labels).values())
+    whole = [b for b in budgets if b != "all" and int(b) >= largest]
+    if not whole:
+        return budgets
+    warnings.warn(
+        f"budget(s) {', '.join(map(str, whole))} per class reach the largest class ({largest} training examples): "
+        "they draw every example, so they run once, as 'all'.",
+        stacklevel=3,
+    )
+    return [b for b in budgets if b not in whole and b != "all"] + ["all"]
+
+
+def check_output_dir(folder: Path, *, overwrite: bool) -> None:
+    """Refuse, before any run, an output folder that is a file, cannot be written, or holds an earlier comparison
+    (unless ``overwrite``)."""
+    from .._utils import check_writable
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"the output '{folder}' is a file; give a folder for the comparison's files.")
+    earlier = [n for n in ("compare.csv", "compare.json") if (folder / n).exists()]
+    if earlier and not overwrite:
+        raise ConfigError(
+            f"'{folder}' holds an earlier comparison ({', '.join(earlier)}). Choose another folder, or pass "
+            "overwrite=True (CLI: --overwrite) to replace it."
+        )
+    check_writable(folder / "compare.json", "-o")
+
+
 def sample_budget(labels: Sequence[str], k: int | str, seed: int) -> list[int]:
     """Indices of ``k`` examples per class (all of a class that has fewer), a seeded stratified sample; ``"all"``: every
     index. The draws of one seed are nested: the sample for ``k`` holds the sample for any smaller ``k``.
@@ -268,6 +302,7 @@ def compare(
     device: str = "auto",
     cache: bool = False,
     output_dir: str | Path | None = None,
+    overwrite: bool = False,
     verbose: bool | None = None,
     **options: Any,
 ) -> Any:
@@ -290,7 +325,9 @@ def compare(
         batch_size: examples per step (budgets under 128 examples use ``n // 4``, at least 4).
         device: ``auto``, ``cpu``, ``cuda``...
         cache: read and write the embedding cache (faster repeated feature extraction; the seconds then say so).
-        output_dir: write ``compare.csv``, ``compare.json`` and ``compare.png`` there (rewritten after every run).
+        output_dir: write ``compare.csv``, ``compare.json`` and ``compare.png`` there (rewritten after every run); a
+            folder holding an earlier comparison is refused unless ``overwrite``.
+        overwrite: replace the results of an earlier comparison in ``output_dir``.
         verbose: a progress bar over the runs (default: when a person is watching).
         options: estimator settings (``image_size``, ``augment``, ``weights``, ``text_column``, ``label_column``,
             ``max_length``, ``backbone_config``...).
@@ -315,13 +352,18 @@ def compare(
     budget_list = parse_budgets(budgets)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
-        raise ConfigError(f"seeds must be at least 1 (or a list of seeds); got {seeds}.")
+        raise ConfigError(f"seeds must be at least 1; got {seeds}.")
+    if isinstance(strategies, str):
+        strategies = [s for s in strategies.split(",") if s.strip()]
     names = _check_strategies(default_strategies(task) if strategies is None else strategies)
     if epochs is not None and epochs < 1:
         raise ConfigError(f"epochs must be at least 1; got {epochs}.")
+    if output_dir is not None:
+        check_output_dir(Path(output_dir), overwrite=overwrite)
     pool, test, where = split_examples(
         task, data, val, test_fraction=test_fraction, max_test=max_test, **{k: options.get(k) for k in _READ_OPTIONS}
     )
+    budget_list = _within(budget_list, pool.labels)
     settings = {"options": options, "device": device, "cache": cache, "batch_size": batch_size}
     X_test, y_test = test.as_input()
     runs = [(b, s, n) for b in budget_list for s in seed_list for n in names]

@@ -39,7 +39,7 @@ def _sample(labels: list[Any], max_examples: int, seed: int) -> list[int]:
 
 def rank(
     data: str | Path,
-    models: list[str],
+    models: str | list[str],
     *,
     task: str = "auto",
     score: str = "logme",
@@ -53,7 +53,7 @@ def rank(
 
     Args:
         data: what ``graft train`` takes (an image folder, a CSV of image paths, a text table).
-        models: backbone names (``graft models``).
+        models: backbone names (``graft models``), a list or one comma-separated string.
         task: ``auto`` detects it from ``data``.
         score: the column to sort by: ``logme``, ``leep``, ``nce``, ``hscore`` or ``linear_probe``.
         max_examples: embed at most this many labelled examples (a stratified sample).
@@ -67,8 +67,13 @@ def rank(
 
     if score not in SCORES:
         raise ConfigError(f"score must be one of {', '.join(SCORES)}; got '{score}'.")
+    if isinstance(models, str):
+        models = models.split(",")
+    models = list(dict.fromkeys(m.strip() for m in models if m.strip()))  # each once, in the order given
     if not models:
         raise ConfigError("give at least one backbone to rank (--models a,b).")
+    if max_examples < 1:
+        raise ConfigError(f"max_examples (CLI: --max-examples) must be 1 or more; got {max_examples}.")
     task = resolve_task(Path(data), task)
     if task not in ("image-classification", "text-classification"):
         raise ConfigError(f"rank scores image and text classification backbones; '{data}' is {task}.")
