@@ -380,6 +380,7 @@ def test_unwritable_outputs_and_bad_counts_are_refused_before_any_work(
         (("lr-find", data, "--steps", "0", "-o", tmp_path / "lr.png"), "at least 10 steps"),
         (("lr-find", data, "--strategy", "coral", "-o", tmp_path / "lr.png"), "also needs unlabelled target data"),
         (("predict", run, data, "--top-k", "0"), "--top-k and --batch-size must be 1 or more"),
+        (("evaluate", run, tmp_path / "nope"), "nope' does not exist. Give labelled data"),
         (("predict", run, data, "--batch-size", "0", "--output", tmp_path / "p.csv"), "must be 1 or more"),
     ]
     for args, words in cases:

@@ -107,7 +107,9 @@ def train_with_budget(ctx: typer.Context, budget: str) -> None:
         _print_json(summary)
         return
     phases = ", ".join(f"{k.replace('_', '-')} {v:.1f}s" for k, v in record["phases_s"].items())
-    line = f"[bold green]done[/] in {record['spent_s']:.1f}s of a {record['budget_s']:g}s budget ({phases})"
+    budget = record["budget_s"]
+    given = f"{budget:g}s" if budget < 3600 else f"{budget / 3600:g}h"
+    line = f"[bold green]done[/] in {record['spent_s']:.1f}s of a {given} budget ({phases})"
     if summary["val"]:
         line += " | val " + ", ".join(f"{k.replace('_', ' ')} {x:.4f}" for k, x in summary["val"].items())
     out.print(line, highlight=False)

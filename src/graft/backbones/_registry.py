@@ -86,7 +86,10 @@ def create_backbone(
     entry = get_entry(name)
     if entry is not None:
         if entry.modality != modality:
-            raise ConfigError(f"backbone '{name}' is a {entry.modality} model; this task needs a {modality} model.")
+            raise ConfigError(
+                f"backbone '{name}' is {_article(entry.modality)} {entry.modality} model; this task needs "
+                f"{_article(modality)} {modality} model."
+            )
         return entry.factory(pretrained=pretrained, weights=weights, **kwargs)
     if modality == "image":
         from .timm import create_timm_backbone, is_timm_name
@@ -137,3 +140,7 @@ def _ensure_builtins() -> None:
 
         for module in _BUILTIN_MODULES:
             importlib.import_module(module)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

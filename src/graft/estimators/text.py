@@ -188,10 +188,12 @@ class TextClassifier(TransferEstimator):
             raise DataError(f"{what} holds no texts.")
         if what in ("training data", "validation data") and ts.labels is None and ts.table_columns:
             shown = f"The {what} '{X}'" if isinstance(X, (str, Path)) else what.capitalize()
+            taken = [c for c in (self.text_column, self.text_pair_column) if c is not None]
+            note = f" ({' and '.join(repr(c) for c in taken)} given as text)" if taken else ""
             raise DataError(
-                f"{shown} has no label column; its columns are {', '.join(repr(c) for c in ts.table_columns)}. Name "
-                "the label column with --label-column NAME (Python: label_column='NAME'), or call it one of label, "
-                "labels, class, target, sentiment, category."
+                f"{shown} has no label column; its columns are {', '.join(repr(c) for c in ts.table_columns)}{note}. "
+                "Name the label column with --label-column NAME (Python: label_column='NAME'), or call it one of "
+                "label, labels, class, target, sentiment, category."
             )
         labels: list[Any] | None = ts.labels  # type: ignore[assignment]
         if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:

@@ -99,8 +99,12 @@ def process_start() -> float | None:
 
 
 def _duration(seconds: float) -> str:
-    """``95`` -> ``"95s"``, ``130`` -> ``"3m"`` (rounded up)."""
-    return f"{math.ceil(seconds)}s" if seconds < 60 else f"{math.ceil(seconds / 60)}m"
+    """``95`` -> ``"95s"``, ``130`` -> ``"3m"``, ``5400`` -> ``"1.5h"`` (rounded up), as ``--budget`` reads them."""
+    if seconds < 60:
+        return f"{math.ceil(seconds)}s"
+    if seconds < 3600:
+        return f"{math.ceil(seconds / 60)}m"
+    return f"{math.ceil(seconds / 360) / 10:g}h"
 
 
 def offline_candidates(modality: str) -> list[str]:

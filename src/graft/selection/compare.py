@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, did_you_mean
 from .compare_report import SCRATCH, write_compare
 
 __all__ = [
@@ -243,7 +243,13 @@ def _check_strategies(names: Sequence[str]) -> list[str]:
     supervised = set(list_strategies(adaptation=False))
     out: list[str] = []
     for name in names:
-        key = SCRATCH if name.strip().lower() == SCRATCH else get_strategy(name.strip()).name
+        try:
+            key = SCRATCH if name.strip().lower() == SCRATCH else get_strategy(name.strip()).name
+        except ConfigError:
+            raise ConfigError(
+                f"Unknown strategy '{name.strip()}'.{did_you_mean(name.strip(), [SCRATCH, *supervised])} Choose from "
+                f"{SCRATCH}, {', '.join(sorted(supervised))}."
+            ) from None
         if key != SCRATCH and key not in supervised:
             raise ConfigError(
                 f"compare trains on labelled examples alone; '{name}' adapts to unlabelled target data. Choose from "
