@@ -158,6 +158,26 @@ def test_the_probe_times_the_backbone_past_the_cache(
     assert first.embed_s > 0 and again.embed_s > 0.3 * first.embed_s
 
 
+@pytest.mark.slow
+def test_without_a_validation_set_the_rank_sees_only_the_fits_training_part(
+    tiny_candidates: tuple[str, ...], split_data: tuple[Path, Path]
+) -> None:
+    """The fit holds out a seeded validation part that later scores the chosen backbone; the plan knows that split
+    (the fit's own counts) and the rank draws from the rest only."""
+    import graft
+    from graft.selection import rank
+    from graft.selection._costs import read_data
+
+    train, _ = split_data
+    est = graft.ImageClassifier(tiny_candidates[0], "feature-extraction", image_size=32, epochs=1, verbose=False)
+    facts = read_data(est, str(train), None)
+    assert facts.train_rows is not None and facts.n_train + facts.n_val == facts.n_data == 24
+    est.fit(str(train))
+    assert (est.n_train_, est.n_val_) == (facts.n_train, facts.n_val)
+    table = rank(train, [tiny_candidates[0]], rows=facts.train_rows, image_size=32, verbose=False)
+    assert int(table.loc[0, "examples"]) == facts.n_train
+
+
 def _warm_imports() -> None:
     """What a long-running process has imported already (a test measures the plan, not first imports)."""
     import matplotlib.pyplot  # noqa: F401

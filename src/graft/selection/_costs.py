@@ -49,6 +49,7 @@ class DataFacts:
     n_val: int  # examples it validates on
     val_separate: bool  # the validation examples are not part of DATA's training split
     per_class: dict[str, int]
+    train_rows: list[int] | None = None  # the rows of DATA's training split the fit trains on (None: all of them)
 
 
 def read_data(est: Any, data: str, val: str | None) -> DataFacts:
@@ -69,16 +70,26 @@ def read_data(est: Any, data: str, val: str | None) -> DataFacts:
         if isinstance(Xva, (str, Path)):  # a folder or table given as --val: count its examples without reading them
             vx, _, vvx, _ = est._read_fit_data(str(Xva), None, None)
             n_val = len(vvx if vvx is not None else vx)
-    holdout = 0.0 if Xva is not None else float(est.val_fraction or 0.0)
-    n = len(labels)
+    train_rows = None
+    if Xva is None and est.val_fraction:  # the fit's own seeded split: the rank must not see its validation part
+        from ..estimators._groups import holdout
+
+        groups = None
+        if hasattr(est, "_groups_of") and isinstance(X, list):
+            by_path = est._groups_of(data)[0]
+            groups = [by_path[p] for p in X] if by_path else None
+        train_rows, val_rows = holdout(est._make_task(), labels, groups, est.val_fraction, est.seed, est.noun)
+        n_val = len(val_rows)
+    kept = labels if train_rows is None else [labels[i] for i in train_rows]
     return DataFacts(
         X=X,
         labels=labels,
-        n_data=n,
-        n_train=n - round(n * holdout),
-        n_val=n_val or round(n * holdout),
+        n_data=len(labels),
+        n_train=len(kept),
+        n_val=n_val,
         val_separate=Xva is not None,
-        per_class={c: round(k * (1 - holdout)) for c, k in sorted(counts.items())},
+        per_class=dict(sorted(Counter(str(v) for v in kept).items())),
+        train_rows=train_rows,
     )
 
 

@@ -171,12 +171,13 @@ def _rank_phase(run: _Run, make: Callable[..., Any], d: DataFacts, names: list[s
             continue
         costs[name] = probe(make(name, "feature-extraction"), d, ctx["seed"])
     ranked = list(costs)
-    m_min = min(d.n_data, MIN_RANK_PER_CLASS * len(d.per_class))
+    pool = d.n_train if d.train_rows is not None else d.n_data  # the examples the rank may see
+    m_min = min(pool, MIN_RANK_PER_CLASS * len(d.per_class))
     while True:
         fixed = rank_cost(costs, ranked, 0)
-        m = int(min(d.n_data, 2000, max(0.0, run.left(share_end) - fixed) / sum(costs[n].per_example for n in ranked)))
+        m = int(min(pool, 2000, max(0.0, run.left(share_end) - fixed) / sum(costs[n].per_example for n in ranked)))
         if len(ranked) == 1:
-            m = min(d.n_data, 2000)  # one candidate: its rank embeds what feature extraction needs anyway
+            m = min(pool, 2000)  # one candidate: its rank embeds what feature extraction needs anyway
         after = run.left() - rank_cost(costs, ranked, m)
         worst = max(ranked, key=lambda n: fe_s(costs[n], d, m, ctx["modality"]))
         fits = fe_s(costs[worst], d, m, ctx["modality"]) <= after
@@ -199,7 +200,15 @@ def _rank_phase(run: _Run, make: Callable[..., Any], d: DataFacts, names: list[s
         )
     rows = []
     for name in ranked:
-        table = rank(ctx["data"], [name], task=ctx["task"], max_examples=m, seed=ctx["seed"], **ctx["rank_options"])
+        table = rank(
+            ctx["data"],
+            [name],
+            task=ctx["task"],
+            max_examples=m,
+            rows=d.train_rows,
+            seed=ctx["seed"],
+            **ctx["rank_options"],
+        )
         row = {k: (v.item() if hasattr(v, "item") else v) for k, v in table.iloc[0].items()}  # numpy -> plain
         rows.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
     rows.sort(key=lambda r: -math.inf if r.get("logme") is None else r["logme"], reverse=True)
@@ -207,7 +216,8 @@ def _rank_phase(run: _Run, make: Callable[..., Any], d: DataFacts, names: list[s
     run.decide(
         "candidates",
         ranked,
-        f"ranked on {m} of {d.n_data} training examples with LogME"
+        f"ranked on {m} of {pool} training examples with LogME"
+        + (f" (the {d.n_val} validation examples left out)" if d.train_rows is not None else "")
         + "".join(f"; left out {name}: {why}" for name, why in skipped.items()),
         skipped=skipped,
         examples=m,

@@ -9,6 +9,7 @@ embeddings and labels, so ranking the same data again costs a fraction of the fi
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def rank(
     task: str = "auto",
     score: str = "logme",
     max_examples: int = 2000,
+    rows: Sequence[int] | None = None,
     seed: int = 0,
     device: str = "cpu",
     verbose: bool | None = None,
@@ -57,6 +59,8 @@ def rank(
         task: ``auto`` detects it from ``data``.
         score: the column to sort by: ``logme``, ``leep``, ``nce``, ``hscore`` or ``linear_probe``.
         max_examples: embed at most this many labelled examples (a stratified sample).
+        rows: draw the sample from these rows of the training split only (e.g. a fit's training part, leaving out
+            the validation examples that will score the chosen backbone).
         options: reading options of the modality (``text_column``, ``label_column``, ``image_size``...).
 
     Columns: ``model``, ``examples``, ``dim``, one per score (``NaN`` where a score does not apply), ``seconds``.
@@ -77,7 +81,7 @@ def rank(
     task = resolve_task(Path(data), task)
     if task not in ("image-classification", "text-classification"):
         raise ConfigError(f"rank scores image and text classification backbones; '{data}' is {task}.")
-    rows = []
+    table: list[dict[str, Any]] = []
     for name in models:
         t0 = time.perf_counter()
         text = {k: options[k] for k in ("text_column", "text_pair_column", "label_column") if k in options}
@@ -93,6 +97,9 @@ def rank(
         )
         est.backbone_ = est._build_backbone(pretrained=True)
         X, y, _, _ = est._read_fit_data(str(data), None, None)
+        if rows is not None:
+            X = [X[i] for i in rows] if isinstance(X, list) else X.subset(list(rows))
+            y = None if y is None else [y[i] for i in rows]
         if isinstance(X, list) and y is not None and len(X) > max_examples:  # paths: read (decode) only the sample
             keep = _sample(list(y), max_examples, seed)
             X, y = [X[i] for i in keep], [y[i] for i in keep]
@@ -121,7 +128,7 @@ def rank(
         row: dict[str, Any] = {"model": name, "examples": len(labels), "dim": int(features.shape[1])}
         row.update(all_scores(features, y_idx, source, seed=seed, cache=est.cache))  # stored: a rerun reads them
         row["seconds"] = round(time.perf_counter() - t0, 2)
-        rows.append(row)
-    out = pd.DataFrame(rows).sort_values(score, ascending=False, na_position="last").reset_index(drop=True)
+        table.append(row)
+    out = pd.DataFrame(table).sort_values(score, ascending=False, na_position="last").reset_index(drop=True)
     out.attrs["score"] = score
     return out
