@@ -28,15 +28,8 @@ from ..tasks.base import Task
 from ..tasks.classification import ClassificationHead, TransferModel
 from ..training.phases import FitContext, run_plan, split_rows
 from ..training.predict import gather_rows, predict_batches
-from ._fitting import (
-    FitData,
-    check_settings,
-    describe_data,
-    discard_if_empty,
-    prepare_run_dir,
-    process_state,
-    summarize_fit,
-)
+from . import _fitting
+from ._fitting import FitData, check_settings, describe_data, prepare_run_dir, process_state, summarize_fit
 from ._groups import check_group_leak, group_record, holdout
 
 __all__ = ["TransferEstimator", "FitData"]
@@ -242,7 +235,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         self.groups_ = group_record(train, val_data, getattr(self, "group_column_", None))
         self.data_ = describe_data(X, val, target, train)
         run_dir = prepare_run_dir(self.output_dir, resume=resume, overwrite=self.overwrite, device=self.device)
-        with discard_if_empty(run_dir, resume=resume, device=self.device):
+        with _fitting.discard_if_empty(run_dir, resume=resume, device=self.device):
             torch.manual_seed(self.seed)
             head = ClassificationHead(
                 self.backbone_.feature_dim,
