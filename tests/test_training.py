@@ -479,3 +479,41 @@ def test_run_loop_groups_batches_by_length_and_resumes_exactly(tmp_path: Path) -
     model_c = _model(seed=9)
     run(model_c, run_dir=tmp_path / "b", resume=True)
     _assert_same_weights(model_c, model_a)
+
+
+@pytest.mark.parametrize(("fine_tune_accuracy", "kept"), [(0.5, "head"), (0.9, None)])
+def test_fine_tuning_that_ends_worse_than_its_warm_up_head_gives_the_warm_up_model_back(
+    helpers: Any, monkeypatch: pytest.MonkeyPatch, fine_tune_accuracy: float, kept: str | None
+) -> None:
+    """The run keeps its best checkpoint across phases: a backbone phase whose best validation score is below the head
+    warm-up's leaves the warm-up's head on the pretrained backbone (with a warning); a better one is kept."""
+    import torch
+
+    import graft.training.phases as phases
+    from graft.training.loop import LoopResult
+
+    seen: dict[str, Any] = {}
+
+    def head(phase: Any, ctx: Any) -> LoopResult:
+        seen["warm"] = {k: v.clone() for k, v in ctx.est.model_.state_dict().items()}
+        return LoopResult(best_epoch=3, best={"val_accuracy": 0.8, "val_loss": 0.4})
+
+    def backbone(phase: Any, ctx: Any) -> LoopResult:
+        with torch.no_grad():
+            for p in ctx.est.model_.parameters():
+                p.add_(1.0)
+        return LoopResult(best_epoch=1, best={"val_accuracy": fine_tune_accuracy, "val_loss": 0.9})
+
+    monkeypatch.setattr(phases, "_run_head", head)
+    monkeypatch.setattr(phases, "_run_backbone", backbone)
+    X, y = helpers.color_arrays(8, 2)
+    clf = helpers.tiny_classifier("fine-tune", epochs=1)
+    if kept:
+        with pytest.warns(UserWarning, match="ended worse on validation"):
+            clf.fit(X, y)
+    else:
+        clf.fit(X, y)
+    state = clf.model_.state_dict()
+    same = all(torch.equal(state[k], v) for k, v in seen["warm"].items() if v.is_floating_point())
+    assert same == bool(kept) and (clf.kept_phase_ is not None) == bool(kept)
+    assert clf.best_epoch_ == (3 if kept else 1)

@@ -249,7 +249,7 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             ctx = FitContext(self, strategy, task, classes, train, val_data, target_data, run_dir, resume, callbacks)
             results = run_plan(plan, ctx)
             self.history_ = [{"phase": phase, **h} for phase, res in results.items() for h in res.history]
-            last = list(results.values())[-1]
+            last = results.get(self.kept_phase_ or "") or list(results.values())[-1]
             self.best_epoch_, self.best_metrics_ = last.best_epoch, last.best
             self.best_epochs_ = {phase: res.best_epoch for phase, res in results.items()}
             self.val_metrics_, logits = None, None

@@ -276,6 +276,40 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
     if examples:  # e.g. the few-shot strategy's label prompts, trained on beside the data
         ctx.train = ctx.est._with_examples(ctx.train, examples, required=bool(ctx.strategy.label_prompts))
     results: dict[str, LoopResult] = {}
-    for phase in plan:
-        results[phase.name] = runners[type(phase)](phase, ctx)
+    ctx.est.kept_phase_ = None
+    warmed: tuple[str, dict[str, float], dict[str, torch.Tensor]] | None = None
+    for i, phase in enumerate(plan):
+        res = results[phase.name] = runners[type(phase)](phase, ctx)
+        following = plan[i + 1] if i + 1 < len(plan) else None
+        model = ctx.est.model_
+        if isinstance(phase, HeadPhase) and isinstance(following, BackbonePhase) and ctx.val is not None and res.best:
+            warmed = (phase.name, res.best, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        elif warmed is not None and isinstance(phase, BackbonePhase) and res.best:
+            _keep_the_better(ctx, phase.name, res.best, warmed)
+            warmed = None
     return results
+
+
+def _keep_the_better(
+    ctx: FitContext, name: str, best: dict[str, float], warmed: tuple[str, dict[str, float], dict[str, torch.Tensor]]
+) -> None:
+    """After fine-tuning: when its best epoch scored worse on validation than the head trained before it on the frozen
+    backbone, the model goes back to that head and backbone (the best checkpoint of the whole run), with a warning."""
+    import warnings
+
+    from .loop import _better
+
+    head_name, head_best, state = warmed
+    model = ctx.est.model_
+    monitor = ctx.task.monitor
+    if set(state) != set(model.state_dict()) or not _better(head_best, best, monitor):
+        return  # adapters were added (the states differ), or fine-tuning did as well or better
+    model.load_state_dict(state)
+    ctx.backbone_changed()
+    ctx.est.kept_phase_ = head_name
+    warnings.warn(
+        f"{name} ended worse on validation ({monitor} {best.get(monitor, float('nan')):.4g}) than the {head_name} "
+        f"phase before it ({head_best.get(monitor, float('nan')):.4g}): the model is the {head_name} one, on the "
+        "pretrained backbone. A lower learning rate (lr-find) or more data may let fine-tuning help.",
+        stacklevel=2,
+    )
