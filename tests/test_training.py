@@ -481,15 +481,19 @@ def test_run_loop_groups_batches_by_length_and_resumes_exactly(tmp_path: Path) -
     _assert_same_weights(model_c, model_a)
 
 
-@pytest.mark.parametrize(("fine_tune_accuracy", "kept"), [(0.5, "head"), (0.9, None)])
+@pytest.mark.parametrize(
+    ("fine_tune_accuracy", "best_of_phases", "kept"), [(0.5, True, "head"), (0.9, True, None), (0.5, False, None)]
+)
 def test_fine_tuning_that_ends_worse_than_its_warm_up_head_gives_the_warm_up_model_back(
-    helpers: Any, monkeypatch: pytest.MonkeyPatch, fine_tune_accuracy: float, kept: str | None
+    helpers: Any, monkeypatch: pytest.MonkeyPatch, fine_tune_accuracy: float, best_of_phases: bool, kept: str | None
 ) -> None:
-    """The run keeps its best checkpoint across phases: a backbone phase whose best validation score is below the head
-    warm-up's leaves the warm-up's head on the pretrained backbone (with a warning); a better one is kept."""
+    """With best_of_phases the run keeps its best checkpoint across phases: a backbone phase whose best validation
+    score is below the head warm-up's leaves the warm-up's head on the pretrained backbone; a better one is kept.
+    Without it the fine-tuned model stays. A worse fine-tuning is warned about either way."""
     import torch
 
     import graft.training.phases as phases
+    from graft.strategies import FineTune
     from graft.training.loop import LoopResult
 
     seen: dict[str, Any] = {}
@@ -507,8 +511,8 @@ def test_fine_tuning_that_ends_worse_than_its_warm_up_head_gives_the_warm_up_mod
     monkeypatch.setattr(phases, "_run_head", head)
     monkeypatch.setattr(phases, "_run_backbone", backbone)
     X, y = helpers.color_arrays(8, 2)
-    clf = helpers.tiny_classifier("fine-tune", epochs=1)
-    if kept:
+    clf = helpers.tiny_classifier(FineTune(best_of_phases=best_of_phases), epochs=1)
+    if fine_tune_accuracy < 0.8:
         with pytest.warns(UserWarning, match="ended worse on validation"):
             clf.fit(X, y)
     else:

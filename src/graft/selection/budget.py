@@ -414,7 +414,9 @@ def train_within_budget(
     lr = _choose_lr(run, make(best, chosen, verbose=False), cost, d, data, cached)
     run.phases["lr_find"] = time.perf_counter() - t
 
-    est = make(best, chosen, epochs=epochs, lr=lr, output_dir=output_dir, overwrite=overwrite, verbose=verbose)
+    # a deadline can cut fine-tuning short: the run keeps the warm-up head if fine-tuning ends worse than it
+    keep = {"strategy_params": {"best_of_phases": True}} if chosen == "fine-tune" else {}
+    est = make(best, chosen, epochs=epochs, lr=lr, output_dir=output_dir, overwrite=overwrite, verbose=verbose, **keep)
     trains_backbone = chosen != "feature-extraction"
     tail = tail_s(cost, d, modality, trains_backbone)
     cut_eval = d.n_val * cost.per_example if trains_backbone else 0.0  # a cut epoch is still evaluated

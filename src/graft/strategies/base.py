@@ -61,6 +61,8 @@ class Strategy:
     label_smoothing: float = 0.0
     dropout: float = 0.0
     tta: bool = False
+    #: after a head warm-up, a backbone phase that ends worse on validation gives the warm-up's model back
+    best_of_phases: bool = False
     freeze_bn: bool = False
     optimizer: str = "adamw"
     bottleneck: int | None = None

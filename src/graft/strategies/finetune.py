@@ -49,6 +49,9 @@ class FineTune(Strategy):
             cost 3-5 points on ants/bees). Set ``False`` for large datasets far from the pretraining domain.
         optimizer: ``adamw`` or ``sgd`` (Nesterov momentum; its updates scale with the gradient, so weights the
             task barely needs stay near their pretrained values).
+        best_of_phases: when the backbone's best epoch scores worse on validation than the warm-up head, give back
+            the warm-up head on the pretrained backbone (the run's best checkpoint across phases); without it such a
+            run keeps the fine-tuned model and warns. ``--budget`` turns it on (a deadline can cut fine-tuning short).
 
     Example:
         >>> graft.ImageClassifier(strategy=FineTune(freeze_epochs=1, lr_decay=0.7))  # doctest: +SKIP
@@ -72,6 +75,7 @@ class FineTune(Strategy):
         dropout: float = 0.1,
         freeze_bn: bool = True,
         optimizer: str = "adamw",
+        best_of_phases: bool = False,
     ) -> None:
         self.head_warmup = head_warmup
         self.freeze_epochs = freeze_epochs
@@ -81,6 +85,7 @@ class FineTune(Strategy):
         self.dropout = dropout
         self.freeze_bn = freeze_bn
         self.optimizer = optimizer
+        self.best_of_phases = best_of_phases
 
     def for_modality(self, modality: str) -> FineTune:
         if self.lr_decay is None:

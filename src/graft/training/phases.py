@@ -293,8 +293,9 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
 def _keep_the_better(
     ctx: FitContext, name: str, best: dict[str, float], warmed: tuple[str, dict[str, float], dict[str, torch.Tensor]]
 ) -> None:
-    """After fine-tuning: when its best epoch scored worse on validation than the head trained before it on the frozen
-    backbone, the model goes back to that head and backbone (the best checkpoint of the whole run), with a warning."""
+    """After fine-tuning whose best epoch scored worse on validation than the head trained before it on the frozen
+    backbone: with the strategy's ``best_of_phases`` the model goes back to that head and backbone (the best checkpoint
+    of the whole run); either way a warning says so."""
     import warnings
 
     from .loop import _better
@@ -304,12 +305,18 @@ def _keep_the_better(
     monitor = ctx.task.monitor
     if set(state) != set(model.state_dict()) or not _better(head_best, best, monitor):
         return  # adapters were added (the states differ), or fine-tuning did as well or better
+    scores = (
+        f"{name} ended worse on validation ({monitor} {best.get(monitor, float('nan')):.4g}) than the {head_name} "
+        f"phase before it ({head_best.get(monitor, float('nan')):.4g})"
+    )
+    if not ctx.strategy.best_of_phases:
+        warnings.warn(
+            f"{scores}. The fine-tuned model is kept; best_of_phases=True (CLI: --set best_of_phases=true) gives the "
+            "warm-up's back in such a case, and a lower learning rate (lr-find) may let fine-tuning help.",
+            stacklevel=2,
+        )
+        return
     model.load_state_dict(state)
     ctx.backbone_changed()
     ctx.est.kept_phase_ = head_name
-    warnings.warn(
-        f"{name} ended worse on validation ({monitor} {best.get(monitor, float('nan')):.4g}) than the {head_name} "
-        f"phase before it ({head_best.get(monitor, float('nan')):.4g}): the model is the {head_name} one, on the "
-        "pretrained backbone. A lower learning rate (lr-find) or more data may let fine-tuning help.",
-        stacklevel=2,
-    )
+    warnings.warn(f"{scores}: the model is the {head_name} one, on the pretrained backbone.", stacklevel=2)
