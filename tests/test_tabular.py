@@ -283,6 +283,7 @@ def test_serving_a_table_model(tmp_path: Path) -> None:
         ({"texts": ["x"]}, 422, '"rows"'),
         ({"rows": [{**row, "income": float("inf")}]}, 422, "'income' is inf; send a finite number"),
         ({"rows": [{**row, "income": "-inf"}]}, 422, "'income' is -inf"),
+        ({"rows": [{**row, "income": True}]}, 422, "'income' takes a number; got true"),
     ):
         r = client.post("/predict", content=json.dumps(bad), headers={"content-type": "application/json"})
         assert r.status_code == status and words in r.json()["error"], r.text

@@ -360,6 +360,8 @@ def _rows_of(payload: Any, cfg: ServeConfig, columns: dict[str, str]) -> list[di
             v = r[name]
             if v is not None and not isinstance(v, (str, int, float, bool)):
                 raise _Reject(422, f"row {i}: column '{name}' must be a number, a string, true/false or null.")
+            if kind == "numeric" and isinstance(v, bool):
+                raise _Reject(422, f"row {i}: column '{name}' takes a number; got {str(v).lower()}.")
             if kind == "numeric" and isinstance(v, str):
                 try:
                     v = float(v)
