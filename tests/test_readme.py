@@ -103,7 +103,7 @@ def _concrete(args: list[str], places: dict[str, str]) -> list[str]:
         if {places["path/to/images"], places["source_images/"], places["labels.csv"]} & set(out):
             out += ["--image-size", "32"]
     if args[0] == "lr-find":
-        out += ["--steps", "5"]
+        out += ["--steps", "10"]
     if args[0] == "compare-adaptation":
         out += ["--epochs", "1", "--image-size", "32"]
     if args[0] == "compare":  # one seed, one epoch (a later --seeds wins)
