@@ -117,3 +117,18 @@ def test_cli_lr_find(helpers: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)
     assert found["suggestion"] > 0 and (tmp_path / "lr.png").is_file()
+
+
+def test_the_cli_explains_a_score_that_does_not_apply_and_recommends_nothing_without_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    import graft.selection
+
+    table = pd.DataFrame([{"model": "a", "examples": 9, "logme": -0.4, "linear_probe": float("nan"), "seconds": 1.0}])
+    monkeypatch.setattr(graft.selection, "rank", lambda *a, **k: table)
+    args = ["rank", str(tmp_path), "--models", "a", "--score", "linear_probe"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "the score does not apply here" in result.output and "no backbone has a linear_probe score" in result.output

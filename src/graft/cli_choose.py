@@ -79,7 +79,16 @@ def rank(
     for r in rows:
         view.add_row(*("-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()))
     out.print(view)
+    if any(v is None for r in rows for v in r.values()):
+        out.print(
+            "-: the score does not apply here (leep and nce need the backbone's own ImageNet classifier; "
+            "linear_probe needs 2+ examples of every class for its held-out folds).",
+            highlight=False,
+        )
     best = rows[0]
+    if best.get(score) is None:
+        out.print(f"no backbone has a {score} score here; sort by another (--score logme).", highlight=False)
+        return
     out.print(f"recommended: {best['model']} ({score} {best[score]:.4f}); then `graft train {data} -m {best['model']}`")
 
 
