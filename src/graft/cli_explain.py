@@ -40,7 +40,7 @@ def explain(
     try:
         model = load(run, device=device)
         if model.modality != "image":
-            raise ConfigError(f"graft explain needs an image model; '{run}' is a {model.task} model (its task).")
+            raise ConfigError(f"graft explain needs an image model; '{run}' is a {model.task} model.")
         paths = [p for item in images for p in (list_images(item) if item.is_dir() else [str(item)])]
         exp = model.explain(paths, target=_label(model, target), layer=layer)
         single = len(paths) == 1 and output.suffix.lower() == ".png"

@@ -65,10 +65,10 @@ def score_run(
     ``RUN/evaluation/<data>-<split>``) and the most confidently wrong examples (Grad-CAM for images, texts)."""
     from ..estimators import load
     from ..evaluation import plot_confusion_matrix
+    from ..evaluation.run_report import ScoredRun
 
     if not Path(data).exists():
         raise GraftError(f"'{data}' does not exist. Give labelled data: a folder, a table or a CSV of image paths.")
-    from ..evaluation.run_report import ScoredRun
 
     t0 = time.perf_counter()
     model = load(run, device=device, backend=backend)

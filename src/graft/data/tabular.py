@@ -196,9 +196,9 @@ def _days(values: pd.Series, dayfirst: bool = False) -> np.ndarray:
         parsed = values
     else:
         cells = values.astype(object).where(values.notna(), None)
-        parsed = pd.to_datetime(cells, errors="coerce", format="mixed")
-        if dayfirst:
-            slash = cells.astype(str).str.match(_SLASH_DATE)
+        slash = cells.astype(str).str.match(_SLASH_DATE) if dayfirst else None
+        parsed = pd.to_datetime(cells if slash is None else cells.where(~slash, None), errors="coerce", format="mixed")
+        if slash is not None:  # each cell parsed once: the a/b/yyyy ones day-first
             swapped = pd.to_datetime(cells.where(slash, None), errors="coerce", format="mixed", dayfirst=True)
             parsed = parsed.where(~slash, swapped)
     days = (parsed - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)

@@ -113,18 +113,17 @@ def _choose_columns(
 
 
 def _sentence_column(table: _Table, taken: set[str]) -> str | None:
-    """The one column, not named as text, whose cells read as sentences (mostly distinct strings with three or more
-    spaces on average); ``None`` when no column or several do."""
-    found = []
-    for name, cells in table.columns.items():
-        if name in taken or _name_key(name) in _LABEL_NAMES:
-            continue
-        present = [c for c in cells if c is not None]
-        if not present or not all(isinstance(c, str) for c in present):
-            continue
-        spaces = sum(c.strip().count(" ") for c in present) / len(present)
-        if spaces >= 3 and len(set(present)) > 0.5 * len(present):
-            found.append(name)
+    """The one column, not named as text, that reads as free text by the rule that tells a table's text columns
+    (:func:`graft.data.tabular.infer_kind`); ``None`` when no column or several do."""
+    import pandas as pd
+
+    from graft.data.tabular import infer_kind
+
+    found = [
+        name
+        for name, cells in table.columns.items()
+        if name not in taken and _name_key(name) not in _LABEL_NAMES and infer_kind(name, pd.Series(cells))[0] == "text"
+    ]
     return found[0] if len(found) == 1 else None
 
 

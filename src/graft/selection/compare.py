@@ -117,12 +117,10 @@ def _within(budgets: list[int | str], labels: Sequence[str]) -> list[int | str]:
 
 
 def check_output_dir(folder: Path, *, overwrite: bool) -> None:
-    """Refuse, before any run, an output folder that is a file, cannot be written, or holds an earlier comparison
-    (unless ``overwrite``)."""
+    """Refuse, before any run, an output folder that holds an earlier comparison (unless ``overwrite``), is a file
+    or cannot be written."""
     from .._utils import check_writable
 
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"the output '{folder}' is a file; give a folder for the comparison's files.")
     earlier = [n for n in ("compare.csv", "compare.json") if (folder / n).exists()]
     if earlier and not overwrite:
         raise ConfigError(

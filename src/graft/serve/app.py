@@ -129,23 +129,20 @@ def _decode_image(name: str, data: bytes) -> Any:
 
 def _decoded(files: list[tuple[str, bytes]], short_side: int) -> list[tuple[Any, str]]:
     """``(RGB uint8 array resized for the model, name)`` of each image file of a request."""
-    from PIL import Image
-
-    from ..data.dicom import decode_dicom, is_dicom
-    from ..data.image_decode import decode_pil
-    from ..errors import DECODER_ERRORS, DataError
+    from ..data.dicom import is_dicom
+    from ..data.image_decode import _decode_dicom_file, decode_pil
+    from ..errors import DECODER_ERRORS
 
     out = []
     for name, data in files:
         try:
             if data and is_dicom(name, data):  # as graft predict reads it: windowed, MONOCHROME1 inverted, RGB
-                try:
-                    im = Image.fromarray(decode_dicom(data), "RGB")
-                except DataError as e:  # says why (multi-frame, no pixel data, ...), never quoting patient data
-                    raise _Reject(400, f"file '{name}': {e}") from None
-            else:
-                im = _decode_image(name, data)
-            out.append((decode_pil(im, short_side), name))
+                decoded = _decode_dicom_file(data, "", short_side)
+                if decoded.image is None:  # says why (multi-frame, no pixel data, ...), never quoting patient data
+                    raise _Reject(400, f"file '{name}': {decoded.reason}")
+                out.append((decoded.image, name))
+                continue
+            out.append((decode_pil(_decode_image(name, data), short_side), name))
         except MemoryError:
             raise
         except DECODER_ERRORS as e:

@@ -277,22 +277,32 @@ def run_plan(plan: Sequence[Phase], ctx: FitContext) -> dict[str, LoopResult]:
         ctx.train = ctx.est._with_examples(ctx.train, examples, required=bool(ctx.strategy.label_prompts))
     results: dict[str, LoopResult] = {}
     ctx.est.kept_phase_ = None
-    warmed: tuple[str, dict[str, float], dict[str, torch.Tensor]] | None = None
+    warmed: _Warmed | None = None
     for i, phase in enumerate(plan):
         res = results[phase.name] = runners[type(phase)](phase, ctx)
         following = plan[i + 1] if i + 1 < len(plan) else None
-        model = ctx.est.model_
         if isinstance(phase, HeadPhase) and isinstance(following, BackbonePhase) and ctx.val is not None and res.best:
-            warmed = (phase.name, res.best, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            state = ctx.est.model_.state_dict()
+            kept = {k: v.detach().clone() for k, v in state.items()} if ctx.strategy.best_of_phases else None
+            warmed = _Warmed(phase.name, res.best, set(state), kept)
         elif warmed is not None and isinstance(phase, BackbonePhase) and res.best:
             _keep_the_better(ctx, phase.name, res.best, warmed)
             warmed = None
     return results
 
 
-def _keep_the_better(
-    ctx: FitContext, name: str, best: dict[str, float], warmed: tuple[str, dict[str, float], dict[str, torch.Tensor]]
-) -> None:
+@dataclass
+class _Warmed:
+    """The head warm-up before a backbone phase: its name, best validation scores, the model's state keys, and (with
+    the strategy's ``best_of_phases``) a copy of that state to give back."""
+
+    name: str
+    best: dict[str, float]
+    keys: set[str]
+    state: dict[str, torch.Tensor] | None
+
+
+def _keep_the_better(ctx: FitContext, name: str, best: dict[str, float], warmed: _Warmed) -> None:
     """After fine-tuning whose best epoch scored worse on validation than the head trained before it on the frozen
     backbone: with the strategy's ``best_of_phases`` the model goes back to that head and backbone (the best checkpoint
     of the whole run); either way a warning says so."""
@@ -300,16 +310,16 @@ def _keep_the_better(
 
     from .loop import _better
 
-    head_name, head_best, state = warmed
+    head_name, head_best, state = warmed.name, warmed.best, warmed.state
     model = ctx.est.model_
     monitor = ctx.task.monitor
-    if set(state) != set(model.state_dict()) or not _better(head_best, best, monitor):
+    if warmed.keys != set(model.state_dict()) or not _better(head_best, best, monitor):
         return  # adapters were added (the states differ), or fine-tuning did as well or better
     scores = (
         f"{name} ended worse on validation ({monitor} {best.get(monitor, float('nan')):.4g}) than the {head_name} "
         f"phase before it ({head_best.get(monitor, float('nan')):.4g})"
     )
-    if not ctx.strategy.best_of_phases:
+    if state is None:
         warnings.warn(
             f"{scores}. The fine-tuned model is kept; best_of_phases=True (CLI: --set best_of_phases=true) gives the "
             "warm-up's back in such a case, and a lower learning rate (lr-find) may let fine-tuning help.",
