@@ -122,7 +122,10 @@ def _sentence_column(table: _Table, taken: set[str]) -> str | None:
     found = [
         name
         for name, cells in table.columns.items()
-        if name not in taken and _name_key(name) not in _LABEL_NAMES and infer_kind(name, pd.Series(cells))[0] == "text"
+        if name not in taken
+        and _name_key(name) not in _LABEL_NAMES
+        and all(isinstance(c, str) for c in cells if c is not None)  # lists and numbers are no text
+        and infer_kind(name, pd.Series(cells, dtype=object))[0] == "text"
     ]
     return found[0] if len(found) == 1 else None
 
