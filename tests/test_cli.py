@@ -85,7 +85,7 @@ def test_evaluate_json(trained: tuple[Path, Path, dict[str, Any]]) -> None:
     metrics = json.loads(result.stdout)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["accuracy"] >= 0.75, "the colours are easy to tell apart"
-    assert metrics["scored"]["split"] == "train"  # a class folder without splits: all of it
+    assert metrics["scored"]["split"] is None  # a class folder without splits: the whole input, not a "train" split
     assert "the training data" in metrics["scored"]["warning"]
     reports = sorted((run / "evaluation").glob("*/report.html"))
     assert reports, "the report of this evaluation"

@@ -141,7 +141,9 @@ def test_evaluate_text_json(text_run: tuple[Path, Path, dict[str, Any]]) -> None
     metrics = json.loads(result.stdout)
     assert metrics["n"] == 30
     assert metrics["accuracy"] >= 0.8, metrics["accuracy"]
-    assert list((run / "evaluation").glob("*/report.html"))
+    assert list((run / "evaluation").glob("*-all/report.html"))
+    assert metrics["scored"]["split"] is None, "a CSV without a split column is scored whole, not as a 'train' split"
+    assert "the training data itself" in metrics["scored"]["warning"]
 
 
 def test_train_text_with_an_unknown_column_exits_2(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_find_splits_class_layout_sorted_and_filtered(tmp_path: Path) -> None:
 
     splits = find_splits(root)
 
-    assert list(splits) == ["train"]
+    assert list(splits) == ["train"] and not splits.marked  # no split folders: the whole input
     paths, labels = splits["train"]
     assert labels == ["ants", "ants", "bees", "bees"]
     assert paths == [
@@ -87,7 +87,7 @@ def test_find_splits_split_layout_with_aliases(tmp_path: Path) -> None:
 
     splits = find_splits(str(tmp_path))
 
-    assert list(splits) == ["train", "val", "test"]
+    assert list(splits) == ["train", "val", "test"] and splits.marked
     assert splits["train"][1] == ["a", "a", "b", "b", "c", "c"]
     assert splits["val"][1] == ["a", "b"]
     assert splits["test"] == ([str(tmp_path / "testing" / "c" / "img0.png")], ["c"])
@@ -165,7 +165,7 @@ def test_find_splits_csv_relative_paths_split_column_and_aliases(tmp_path: Path)
 
     splits = find_splits(csv_path)
 
-    assert list(splits) == ["train", "val", "test"]
+    assert list(splits) == ["train", "val", "test"] and splits.marked
     train_paths, train_labels = splits["train"]
     imgs = tmp_path / "imgs"
     assert train_paths == [str(imgs / "x1.png"), str(imgs / "y1.png"), str(absolute)]

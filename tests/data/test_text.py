@@ -223,8 +223,10 @@ def test_malformed_csv_and_bad_paths(tmp_path: Path) -> None:
 def test_split_column(tmp_path: Path) -> None:
     f = _write(tmp_path / "d.csv", "text,label,split\na,x,train\nb,y,dev\nc,x,TEST\nd,y,training\n")
     splits = find_text_splits(f)
-    assert list(splits) == ["train", "val", "test"]
+    assert list(splits) == ["train", "val", "test"] and splits.marked
     assert splits["train"].texts == ["a", "d"] and splits["val"].texts == ["b"]
+    whole = find_text_splits(_write(tmp_path / "w.csv", "text,label\na,x\nb,y\n"))
+    assert list(whole) == ["train"] and not whole.marked  # no split column: the whole input
     assert splits["test"].sources == [f"{f}:row 3"]
     with pytest.raises(DataError, match="find_text_splits"):
         load_texts(f)

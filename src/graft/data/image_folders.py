@@ -12,6 +12,7 @@ from typing import Any
 
 from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
+from graft.data.splits import Splits
 from graft.errors import DataError, did_you_mean
 
 __all__ = ["GROUP_COLUMNS", "IMAGE_EXTENSIONS", "csv_image_paths", "find_groups", "find_splits", "list_images"]
@@ -39,7 +40,7 @@ images of a group stay in one split, and evaluation refuses test groups seen in 
 _LAYOUT_HINT = "Give a folder of class sub-folders (root/<class>/*.jpg) or a CSV of path,label."
 
 
-def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list[str]]]:
+def find_splits(path: str | os.PathLike[str]) -> Splits:
     """Find the images and labels of each split in a folder or CSV.
 
     Supported layouts:
@@ -59,7 +60,8 @@ def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list
         path: A folder or a CSV file.
 
     Returns:
-        ``{"train": (paths, labels), "val": ..., "test": ...}`` with only the splits present, in that order.
+        ``{"train": (paths, labels), "val": ..., "test": ...}`` with only the splits present, in that order
+        (a :class:`~graft.data.splits.Splits`; ``marked`` is False when the input had no split marks).
 
     Raises:
         DataError: ``path`` does not exist, the layout is not recognised, a class folder holds no images,
@@ -80,12 +82,14 @@ def find_splits(path: str | os.PathLike[str]) -> dict[str, tuple[list[str], list
                 f"'{path}' has split folders ({found}) but no 'train' folder. Add '{Path(path) / 'train'}' "
                 "with one sub-folder per class, or give the training folder itself."
             )
-        return {
-            name: _scan_class_folders(split_dirs[name], Path(path) / split_dirs[name].name)
-            for name in _SPLIT_ORDER
-            if name in split_dirs
-        }
-    return {"train": _scan_class_folders(root, Path(path))}
+        return Splits(
+            {
+                name: _scan_class_folders(split_dirs[name], Path(path) / split_dirs[name].name)
+                for name in _SPLIT_ORDER
+                if name in split_dirs
+            }
+        )
+    return Splits({"train": _scan_class_folders(root, Path(path))}, marked=False)
 
 
 def _visible_subdirs(folder: Path) -> list[os.DirEntry[str]]:
@@ -288,7 +292,7 @@ def _read_csv(
             f"CSV '{shown}' has no rows with split 'train' (found: {', '.join(out)}). "
             "Mark the training rows with split=train."
         )
-    ordered = {name: out[name] for name in _SPLIT_ORDER if name in out}
+    ordered = Splits({name: out[name] for name in _SPLIT_ORDER if name in out}, marked=split_i is not None)
     return ordered, (None if group_i is None else groups), group_col
 
 

@@ -26,6 +26,7 @@ from graft.data._tables import (
 )
 from graft.data.splits import SPLIT_ALIASES as _SPLIT_ALIASES
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
+from graft.data.splits import Splits
 from graft.data.text_cells import (
     _choose_columns,
     _find,
@@ -311,15 +312,13 @@ def read_text_table(
     )
 
 
-def _read_file_with_splits(
-    path: str | os.PathLike[str], read_kwargs: dict[str, Any], *, require_train: bool
-) -> dict[str, TextSet]:
+def _read_file_with_splits(path: str | os.PathLike[str], read_kwargs: dict[str, Any], *, require_train: bool) -> Splits:
     names = (read_kwargs.get("text_column"), read_kwargs.get("text_pair_column"), read_kwargs.get("label_column"))
     table = _read_table(path, names)
     full = _build(table, **{**_READ_DEFAULTS, **read_kwargs})
     splits = _split_values(table, full.columns)
     if splits is None:
-        return {"train": full}
+        return Splits({"train": full}, marked=False)
     out: dict[str, TextSet] = {}
     for name in _SPLIT_ORDER:
         idx = [i for i, s in enumerate(splits) if s == name]
@@ -330,10 +329,10 @@ def _read_file_with_splits(
             f"'{path}' has a split column but no rows with split 'train' (found: {', '.join(out)}). Mark the "
             "training rows with split=train."
         )
-    return out
+    return Splits(out)
 
 
-def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> dict[str, TextSet]:
+def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> Splits:
     """Read the splits of a text data set from a file or a folder.
 
     * A file gives ``{"train": ...}``, or, when it has a ``split`` column (values train/training,
@@ -349,7 +348,8 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> dict[s
             ``text_pair_column``, ``label_column``, ``multi_label``, ``label_sep``).
 
     Returns:
-        ``{"train": TextSet, "val": ..., "test": ...}`` with only the splits present, in that order.
+        ``{"train": TextSet, "val": ..., "test": ...}`` with only the splits present, in that order
+        (a :class:`~graft.data.splits.Splits`; ``marked`` is False when the input had no split marks).
 
     Raises:
         DataError: The path does not exist, a folder has no train file or two files for one split, a split
@@ -391,9 +391,9 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> dict[s
             f"with one of the extensions {', '.join(sorted(TEXT_EXTENSIONS))} (e.g. train.csv), or give the "
             "training file itself."
         )
-    return {
-        name: read_text_table(Path(path) / found[name].name, **read_kwargs) for name in _SPLIT_ORDER if name in found
-    }
+    return Splits(
+        {name: read_text_table(Path(path) / found[name].name, **read_kwargs) for name in _SPLIT_ORDER if name in found}
+    )
 
 
 # --------------------------------------------------------------------------------------------------------

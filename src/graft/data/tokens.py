@@ -22,6 +22,7 @@ import numpy as np
 from graft.data._tables import _decode_utf8, _loads, _read_bytes
 from graft.data.splits import SPLIT_ORDER as _SPLIT_ORDER
 from graft.data.splits import TOKEN_SPLIT_ALIASES as _SPLIT_ALIASES
+from graft.data.splits import Splits
 from graft.data.tags import TAG_SCHEMES, _check_scheme, entity_spans, normalize_tags
 from graft.data.text_cells import _listing
 from graft.errors import DataError
@@ -337,7 +338,7 @@ def _split_of_name(name: str) -> set[str]:
 
 def find_token_splits(
     path: str | os.PathLike[str], *, scheme: str = "auto", token_column: int = 0, tag_column: int = -1
-) -> dict[str, TokenSet]:
+) -> Splits:
     """Read the splits of a token classification data set from a file or a folder.
 
     A file gives ``{"train": ...}``. In a folder each file's split comes from the parts of its name split on
@@ -354,7 +355,8 @@ def find_token_splits(
         tag_column: CoNLL tag column.
 
     Returns:
-        ``{"train": TokenSet, "val": ..., "test": ...}`` with only the splits present, in that order.
+        ``{"train": TokenSet, "val": ..., "test": ...}`` with only the splits present, in that order
+        (a :class:`~graft.data.splits.Splits`; ``marked`` is False when the input had no split marks).
 
     Raises:
         DataError: The path does not exist, a folder has no train file, two files for one split, or a file
@@ -365,7 +367,7 @@ def find_token_splits(
     if not root.exists():
         raise DataError(f"'{path}' does not exist. Give a CoNLL/JSONL file or a folder with train/dev/test files.")
     if root.is_file():
-        return {"train": _read_token_file(path, scheme, token_column, tag_column)}
+        return Splits({"train": _read_token_file(path, scheme, token_column, tag_column)}, marked=False)
     with os.scandir(root) as it:
         names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_file())
     found: dict[str, str] = {}
@@ -390,11 +392,13 @@ def find_token_splits(
             f"'{path}' has no training file (found: {listing}). Name the files train, dev and test (e.g. train.txt "
             "or eng.train), or give the training file itself."
         )
-    return {
-        split: _read_token_file(Path(path) / found[split], scheme, token_column, tag_column)
-        for split in _SPLIT_ORDER
-        if split in found
-    }
+    return Splits(
+        {
+            split: _read_token_file(Path(path) / found[split], scheme, token_column, tag_column)
+            for split in _SPLIT_ORDER
+            if split in found
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -285,6 +285,7 @@ class ImageClassifier(TransferEstimator):
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
         from ..data.images import ImageSet, find_splits, load_images
+        from ..data.splits import split_name
 
         if what in ("validation data", "target data") and _is_path_like(X) and not Path(X).exists():
             option = "val= (CLI: --val)" if what == "validation data" else "target= (CLI: --target)"
@@ -305,10 +306,12 @@ class ImageClassifier(TransferEstimator):
                 )
                 split = next((k for k in order if k in splits), "train")
                 X, y = splits[split]
+                split = split_name(splits, split)
         elif _is_path_like(X) and y is None and Path(X).suffix.lower() in (".csv", ".tsv"):
             splits = find_splits(X)
             split = "test" if "test" in splits and what != "training data" else "train"
             X, y = splits[split]
+            split = split_name(splits, split)
             if what == "input":
                 y = None
         elif _is_path_like(X) or isinstance(X, Image.Image):

@@ -167,6 +167,7 @@ class TextClassifier(TransferEstimator):
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        from ..data.splits import split_name
         from ..data.text import TextSet, find_text_splits
         from ..data.text_inputs import load_texts
 
@@ -182,6 +183,7 @@ class TextClassifier(TransferEstimator):
             )
             split = next(k for k in order + ("train",) if k in splits)
             ts = splits[split]
+            split = split_name(splits, split)
         else:
             ts = load_texts(X, y, **self._read_kwargs())
         if len(ts) == 0:

@@ -165,6 +165,7 @@ class TokenClassifier(TransferEstimator):
         return X, y, Xva, yva
 
     def _read(self, X: Any, y: Any, *, what: str) -> tuple[FitData, list[Any] | None]:
+        from ..data.splits import split_name
         from ..data.tokens import TokenSet, find_token_splits, load_tokens
 
         split: str | None = None
@@ -177,6 +178,7 @@ class TokenClassifier(TransferEstimator):
             )
             split = next(k for k in order + ("train",) if k in splits)
             ts = splits[split]
+            split = split_name(splits, split)
         else:
             ts = load_tokens(X, y)
         if len(ts) == 0:
