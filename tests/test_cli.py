@@ -398,3 +398,15 @@ def test_a_write_into_a_file_path_is_a_graft_error_naming_the_blocking_file(tmp_
     with pytest.raises(UnwritableError, match="'.*afile' is a file, not a folder") as info:
         atomic_write_bytes(tmp_path / "afile" / "sub" / "x.json", b"{}")
     assert isinstance(info.value, OSError)
+
+
+def test_the_command_line_shows_graft_warnings_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import graft
+    from graft._cli_common import show_warning
+
+    inside = str(Path(graft.__file__).parent / "estimators" / "text.py")
+    show_warning(UserWarning("it leaves out 'age'"), UserWarning, inside, 12)
+    assert capsys.readouterr().err.strip() == "warning: it leaves out 'age'"
+    show_warning(UserWarning("from elsewhere"), UserWarning, "/somewhere/else.py", 3, line="x = 1")
+    shown = capsys.readouterr().err
+    assert "else.py:3: UserWarning: from elsewhere" in shown, "another library's warning keeps Python's format"

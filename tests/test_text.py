@@ -8,6 +8,7 @@ tokenizer (``backbone="minilm"``, ``backbone_config=...``), so nothing is downlo
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -449,6 +450,20 @@ def test_tsv_folder_uses_dev_as_validation_and_test_for_evaluate(tmp_path: Path,
     assert clf.n_val_ == 8 and clf.n_train_ == 30
     assert list(clf.classes_) == ["0", "1"], "labels read from a file stay strings"
     assert clf.evaluate(folder)["n"] == 6, "evaluate on a folder scores its test split"
+
+
+def test_a_text_table_with_feature_columns_warns_that_text_classification_leaves_them_out(
+    tmp_path: Path, text_helpers: Any
+) -> None:
+    texts, labels = text_helpers.sentiment(20, seed=3)
+    rows = [[str(i), t, str(30 + i), "yes" if i % 3 else "no", lab] for i, (t, lab) in enumerate(zip(texts, labels))]
+    csv = _write_table(tmp_path / "reviews.csv", ["id", "review", "age", "member", "label"], rows)
+    with pytest.warns(UserWarning, match=r"leaves out 'age', 'member'\. .*--task tabular-classification"):
+        text_helpers.tiny("bert", "feature-extraction").fit(csv)
+    plain = _write_table(tmp_path / "plain.csv", ["id", "review", "label"], [r[:2] + r[4:] for r in rows])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="text classification reads only")
+        text_helpers.tiny("bert", "feature-extraction").fit(plain)  # an ID column is no feature left out
 
 
 def test_integer_labels_round_trip_as_ints(tmp_path: Path, text_helpers: Any) -> None:

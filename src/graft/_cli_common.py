@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
 
-__all__ = ["out", "err", "_fail", "_print_json"]
+__all__ = ["out", "err", "_fail", "_print_json", "show_warning"]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -31,3 +32,28 @@ def _fail(e: Exception) -> None:
 
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """The command line's ``warnings.showwarning``: a warning raised by Graft reads ``warning: ...`` on stderr (its
+    source line and Python's category say nothing to a user); other libraries' warnings keep Python's format."""
+    try:
+        ours = Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        import warnings
+
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    err.print(f"[yellow]warning:[/] {message}", highlight=False)

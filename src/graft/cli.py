@@ -461,8 +461,12 @@ _register_deploy(app)
 
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    from ._cli_common import show_warning
     from ._utils import tune_allocator
 
+    warnings.showwarning = show_warning
     tune_allocator()
     app()
 

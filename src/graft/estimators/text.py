@@ -197,6 +197,8 @@ class TextClassifier(TransferEstimator):
                 "Name the label column with --label-column NAME (Python: label_column='NAME'), or call it one of "
                 "label, labels, class, target, sentiment, category."
             )
+        if what == "training data" and ts.table_columns:
+            _warn_unused_columns(ts, X)
         labels: list[Any] | None = ts.labels  # type: ignore[assignment]
         if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
@@ -256,3 +258,25 @@ class TextClassifier(TransferEstimator):
 
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
         return text_backbone_from_bundle(path, manifest)
+
+
+def _warn_unused_columns(ts: Any, X: Any) -> None:
+    """Warn of a training table's columns that text classification leaves out (besides a split column and IDs):
+    features beside the text are used only by the tabular task."""
+    from ..data.tabular import _ID_NAME
+
+    used = {c for c in ts.columns.values() if c is not None}
+    unused = [c for c in ts.table_columns if c not in used and c.lower() != "split" and not _ID_NAME.search(c)]
+    if unused:
+        import re
+        import warnings
+
+        source = re.sub(r":(row|line) \d+$", "", ts.sources[0]) if ts.sources else None
+        shown = f"'{X}'" if isinstance(X, (str, Path)) else f"'{source}'" if source else "the training table"
+        names = ", ".join(repr(c) for c in unused)
+        warnings.warn(
+            f"text classification reads only the text and label columns of {shown}; it leaves out {names}. To use "
+            "them as features beside the text, train with --task tabular-classification (Python: "
+            "graft.TabularClassifier), which embeds the text column with a sentence encoder.",
+            stacklevel=4,
+        )
