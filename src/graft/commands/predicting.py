@@ -203,6 +203,11 @@ def _text_lines(path: Path, model: Any) -> list[str]:
         raise GraftError(
             f"'{path}' is an image, and this model reads {kind}: give --text \"...\", a table or a text file."
         )
+    if path.is_dir():
+        raise GraftError(
+            f"'{path}' is a folder, and this model reads {kind}: give --text \"...\", a table (CSV, TSV, JSONL, "
+            "Parquet) or a UTF-8 file with one text per line."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -385,6 +385,12 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> Splits
             )
         found[split] = file
     if "train" not in found:
+        if _holds_images(root):
+            raise DataError(
+                f"'{path}' holds images, and text models read text tables: give a CSV/TSV/JSONL/Parquet of texts and "
+                "labels (or a folder with train/dev/test files), or train an image model on it (graft train "
+                f"{path} with an image --model)."
+            )
         listing = _quoted(seen) if seen else "no files"
         raise DataError(
             f"'{path}' has no training file (found: {listing}). Name the files train, val (or dev) and test "
@@ -394,6 +400,15 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> Splits
     return Splits(
         {name: read_text_table(Path(path) / found[name].name, **read_kwargs) for name in _SPLIT_ORDER if name in found}
     )
+
+
+def _holds_images(root: Path) -> bool:
+    """Whether a folder holds image files (its first few thousand entries, any depth)."""
+    from itertools import islice
+
+    from graft.data.image_folders import IMAGE_EXTENSIONS
+
+    return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in islice(root.rglob("*"), 5000))
 
 
 # --------------------------------------------------------------------------------------------------------
