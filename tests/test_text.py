@@ -24,7 +24,7 @@ from graft._cache import count_entries
 from graft.backbones import create_backbone
 from graft.backbones.embedded import minilm_path
 from graft.backbones.huggingface import POOLINGS, TextEncoder, default_pooling, hf_layer_groups
-from graft.errors import ConfigError, DataError
+from graft.errors import BundleError, ConfigError, DataError
 from graft.estimators.text import TextBatcher
 from graft.strategies import get_strategy, list_strategies
 
@@ -190,6 +190,27 @@ def test_contract_save_load_gives_identical_predictions(fitted: SimpleNamespace,
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     assert loaded.strategy_ == clf.strategy_
     assert loaded.backbone_.spec == clf.backbone_.spec
+
+
+def test_a_text_bundle_with_a_missing_or_changed_tokenizer_file_is_refused(
+    fitted: SimpleNamespace, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    path = fitted.clf.save(tmp_path / "bundle")
+    listed = json.loads((path / "graft.json").read_text())["files"]
+    assert {"model.safetensors", "backbone_config.json", "tokenizer/tokenizer.json"} <= set(listed)
+    missing = shutil.copytree(path, tmp_path / "missing")
+    (missing / "tokenizer" / "tokenizer.json").unlink()
+    with pytest.raises(BundleError, match=r"tokenizer/tokenizer\.json' is missing"):
+        graft.load(missing)
+    changed = shutil.copytree(path, tmp_path / "changed")
+    (changed / "backbone_config.json").write_text("{")
+    with pytest.raises(BundleError, match=r"backbone_config\.json' does not match the hash"):
+        graft.load(changed)
+    with pytest.raises(BundleError, match=r"backbone_config\.json' cannot be read"):
+        graft.load(changed, verify=False)  # unchecked, the damaged file itself is named
 
 
 def test_contract_params_and_clone(fitted: SimpleNamespace) -> None:

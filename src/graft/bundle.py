@@ -51,15 +51,16 @@ def _write_into(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     weights = save(state, metadata={"format": FORMAT})
-    if files is not None:
-        files(directory)
+    extra = (files(directory) or []) if files is not None else []
+    hashes = {WEIGHTS: hashlib.sha256(weights).hexdigest()}
+    hashes.update({Path(f).relative_to(directory).as_posix(): sha256_file(f) for f in sorted(extra)})
     full = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **manifest,
         "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {WEIGHTS: hashlib.sha256(weights).hexdigest()},
+        "files": hashes,
     }
     # Both files are on disk before either replaces an older one (a full disk leaves an existing bundle as it was);
     # the manifest is renamed last, so a directory holding it is complete.
@@ -70,7 +71,7 @@ def write_bundle(
     path: str | Path,
     tensors: dict[str, torch.Tensor],
     manifest: dict[str, Any],
-    files: Callable[[Path], None] | None = None,
+    files: Callable[[Path], list[Path] | None] | None = None,
     *,
     overwrite: bool = False,
     in_place: bool = False,
@@ -81,7 +82,8 @@ def write_bundle(
         path: the bundle directory.
         tensors: the weights (moved to the CPU).
         manifest: the ``graft.json`` entries (format, versions, creation time and hashes are added).
-        files: writes extra files (a tokenizer, a config) into the directory it is given.
+        files: writes extra files (a tokenizer, a config) into the directory it is given and returns their paths;
+            their SHA-256 go into the manifest beside the weights', and :func:`verify_files` checks them.
         overwrite: replace an existing directory (else a :class:`~graft.errors.ConfigError`).
         in_place: write into ``path`` as it is (a run directory with checkpoints and plots), each file atomically;
             otherwise the bundle is assembled in a temporary sibling folder and renamed into place.
@@ -148,3 +150,32 @@ def read_tensors(path: str | Path, manifest: dict[str, Any], *, verify: bool = T
         return load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise BundleError(f"'{weights}' is not a readable safetensors file ({e}).") from None
+
+
+def verify_files(path: str | Path, manifest: dict[str, Any]) -> None:
+    """The bundle's extra files (tokenizer, backbone config) match the SHA-256 its manifest records for them; the
+    weights are checked by :func:`read_tensors`. Bundles written before these were recorded list none."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return
+    root = Path(path).resolve()
+    for name, digest in files.items():
+        if name == WEIGHTS:
+            continue
+        try:
+            file = (root / str(name)).resolve()
+            outside = not file.is_relative_to(root) or file == root
+        except (OSError, ValueError):  # a name with a NUL byte, a link loop
+            outside = True
+        if outside:
+            raise BundleError(f"'{Path(path) / MANIFEST}' lists a file outside the bundle ({name!r}).{_DAMAGED}")
+        if not file.is_file():
+            raise BundleError(
+                f"'{Path(path) / name}' is missing: the bundle is incomplete. Restore it from a copy, or save the "
+                "model again."
+            )
+        if sha256_file(file) != digest:
+            raise BundleError(
+                f"'{Path(path) / name}' does not match the hash in {MANIFEST}: the file was changed or damaged. "
+                "Restore the bundle from a copy, or save the model again."
+            )

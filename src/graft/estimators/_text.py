@@ -14,6 +14,7 @@ import torch
 from ..backbones import Backbone, create_backbone
 from ..backbones.wordllama import MODEL_TYPE as STATIC_MODEL_TYPE
 from ..backbones.wordllama import StaticEmbeddingConfig, static_backbone
+from ..bundle import _DAMAGED
 from ..errors import BundleError, ConfigError
 
 __all__ = ["TextBatcher", "build_text_backbone", "text_backbone_from_bundle", "save_text_files", "text_cache_parts"]
@@ -71,12 +72,13 @@ def build_text_backbone(
     return create_backbone(name, modality="text", pretrained=pretrained, weights=weights, **kwargs)
 
 
-def save_text_files(backbone: Backbone, directory: Path) -> None:
-    """The tokenizer and the architecture's config, so the bundle loads without the hub."""
+def save_text_files(backbone: Backbone, directory: Path) -> list[Path]:
+    """The tokenizer and the architecture's config, so the bundle loads without the hub; returns the files written."""
     from .._utils import atomic_write_json
 
-    backbone.tokenizer.save_pretrained(str(directory / "tokenizer"))
+    written = backbone.tokenizer.save_pretrained(str(directory / "tokenizer"))
     atomic_write_json(directory / "backbone_config.json", backbone.config.to_dict())
+    return sorted({Path(f) for f in written if Path(f).is_file()}) + [directory / "backbone_config.json"]
 
 
 def text_backbone_from_bundle(path: Path, manifest: dict[str, Any]) -> Backbone:
@@ -88,8 +90,14 @@ def text_backbone_from_bundle(path: Path, manifest: dict[str, Any]) -> Backbone:
     cfg_path, tok_dir = path / "backbone_config.json", path / "tokenizer"
     if not cfg_path.exists() or not tok_dir.is_dir():
         raise BundleError(f"'{path}' lacks backbone_config.json or tokenizer/: it is not a complete text bundle.")
-    cfg_dict = json.loads(cfg_path.read_text())
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    try:
+        cfg_dict = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as e:
+        raise BundleError(f"'{cfg_path}' cannot be read ({e}).{_DAMAGED}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    except Exception as e:  # the tokenizers library raises its own exception types for a damaged file
+        raise BundleError(f"'{tok_dir}' cannot be read as a tokenizer ({str(e)[:200]}).{_DAMAGED}") from None
     spec = dict(manifest["backbone"])
     if cfg_dict.get("model_type") == STATIC_MODEL_TYPE:  # a token-embedding table (wordllama), not transformers
         return static_backbone(StaticEmbeddingConfig(**cfg_dict), tokenizer, spec)

@@ -91,8 +91,9 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
         """Extra ``graft.json`` entries of this modality."""
         return {}
 
-    def _save_files(self, directory: Path) -> None:
-        """Write this modality's extra bundle files (e.g. the tokenizer) into ``directory``."""
+    def _save_files(self, directory: Path) -> list[Path]:
+        """Write this modality's extra bundle files (e.g. the tokenizer) into ``directory``; return their paths."""
+        return []
 
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
         raise NotImplementedError

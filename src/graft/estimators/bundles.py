@@ -163,12 +163,14 @@ def load(
         >>> model = graft.load("runs/ants")  # doctest: +SKIP
         >>> model.predict(["photo.jpg"])  # doctest: +SKIP
     """
-    from ..bundle import read_manifest, read_tensors
+    from ..bundle import read_manifest, read_tensors, verify_files
 
     path = Path(path)
     m = read_manifest(path)
     cls = estimator_class(str(m.get("task")))
     tensors = read_tensors(path, m, verify=verify)
+    if verify:
+        verify_files(path, m)
     try:
         est = restore(cls, path, m, tensors, device)
     except GraftError:

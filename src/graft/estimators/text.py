@@ -253,8 +253,8 @@ class TextClassifier(TransferEstimator):
             }
         }
 
-    def _save_files(self, directory: Path) -> None:
-        save_text_files(self.backbone_, directory)
+    def _save_files(self, directory: Path) -> list[Path]:
+        return save_text_files(self.backbone_, directory)
 
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
         return text_backbone_from_bundle(path, manifest)

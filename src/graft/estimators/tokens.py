@@ -217,8 +217,8 @@ class TokenClassifier(TransferEstimator):
             }
         }
 
-    def _save_files(self, directory: Path) -> None:
-        save_text_files(self.backbone_, directory)
+    def _save_files(self, directory: Path) -> list[Path]:
+        return save_text_files(self.backbone_, directory)
 
     def _cache_key_parts(self) -> dict[str, Any]:
         parts = text_cache_parts(self.backbone_, f"fp32-{self.task}-v1")
