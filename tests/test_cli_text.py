@@ -204,6 +204,27 @@ def test_predict_ner_json_gives_entities_with_offsets(ner_run: tuple[Path, Path,
         assert f"{e['text']} [{e['label']}] {e['start']}-{e['end']}" in human.output
 
 
+def test_predict_ner_reads_a_conll_or_token_jsonl_file_as_its_words(
+    ner_run: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    run, data, _ = ner_run
+    tokens = tmp_path / "sentences.jsonl"
+    tokens.write_text('{"tokens": ["Angela", "Merkel", "visited", "Paris"]}\n', encoding="utf-8")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Angela Merkel visited Paris\n\nJohn met Mary\n", encoding="utf-8")  # sentences, not CoNLL
+    result = _invoke("predict", run, data / "eng.testb", tokens, lines, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)  # in the order of the files given
+    assert [r["input"] for r in rows[-2:]] == ["Angela Merkel visited Paris", "John met Mary"], "the lines file's rows"
+    assert rows[-3]["input"] == "Angela Merkel visited Paris", "the JSONL sentence's words joined"
+    conll = rows[:-3]
+    assert len(conll) == 6, "one result per CoNLL sentence, not per line"
+    assert all(" " in r["input"] and "-X-" not in r["input"] and "B-" not in r["input"] for r in conll)
+    for r in rows:
+        for e in r["entities"]:
+            assert r["input"][e["start"] : e["end"]] == e["text"]
+
+
 def test_evaluate_ner(ner_run: tuple[Path, Path, dict[str, Any]]) -> None:
     run, data, _ = ner_run
     result = _invoke("evaluate", run, data, "--json")

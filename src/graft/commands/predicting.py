@@ -139,7 +139,8 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
 
     Image models: image files, folders (every image under them) and ``path[,label]`` CSV files. Text models: the
     ``--text`` strings, tables (CSV/TSV/JSONL/Parquet: the text columns the model was trained on, or found by name;
-    labels ignored), and other files as one text per line.
+    labels ignored), and other files as one text per line. Groups keep the order of the inputs, after the ``--text``
+    strings.
     """
     if model.modality == "image":
         if not inputs:
@@ -157,9 +158,8 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
         return [(items, items)]
     if model.modality == "tabular":
         return _table_inputs(model, inputs)
-    groups: list[tuple[Any, list[str]]] = []
-    lines = list(texts or [])
-    for p in inputs or []:
+    groups: list[tuple[Any, list[str]]] = [(list(texts), list(texts))] if texts else []
+    for p in inputs or []:  # in the order given: results keep it
         if p.suffix.lower() in TABLE_EXTENSIONS and model.task != "token-classification":
             from ..data.text import read_text_table
 
@@ -169,10 +169,13 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
                 text_pair_column=getattr(model, "text_pair_column", None),
             )
             groups.append((table, list(table.texts)))
-        else:
-            lines += _text_lines(p, model)
-    if lines:
-        groups.insert(0, (lines, lines))
+        elif model.task == "token-classification" and _token_file(p):
+            from ..data.tokens import load_tokens
+
+            words = [list(t) for t in load_tokens(p).tokens]  # the file's words, its tags (if any) ignored
+            groups.append((words, [" ".join(w) for w in words]))
+        elif lines := _text_lines(p, model):
+            groups.append((lines, lines))
     if not groups:
         raise GraftError('give --text "..." (repeatable), a table (CSV, TSV, JSONL, Parquet) or a file of lines.')
     return groups
@@ -192,6 +195,13 @@ def _table_inputs(model: Any, inputs: list[Path] | None) -> list[tuple[Any, list
         shown = [str(v) for v in df[key]] if key else [f"{p.name}:{i}" for i in range(len(df))]
         groups.append((df, shown))
     return groups
+
+
+def _token_file(path: Path) -> bool:
+    """A CoNLL or token JSONL file (one word per line, or ``{"tokens": [...]}`` per line), not lines of text."""
+    from ..data.detect import _file_task
+
+    return path.is_file() and _file_task(path) == "token-classification"
 
 
 def _text_lines(path: Path, model: Any) -> list[str]:
@@ -228,7 +238,7 @@ def predictions(model: Any, groups: list[tuple[Any, list[str]]], top_k: int = 3)
     results: list[dict[str, Any]] = []
     for data, shown in groups:
         if model.task == "token-classification":
-            results += [{"input": t, "entities": e} for t, e in zip(shown, model.predict_entities(list(shown)))]
+            results += [{"input": t, "entities": e} for t, e in zip(shown, model.predict_entities(list(data)))]
             continue
         proba = model.predict_proba(data)
         if isinstance(model.task_, MultiLabel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import islice
 from pathlib import Path
 
@@ -16,6 +17,9 @@ _TABLE = {".csv", ".tsv", ".parquet", ".json"}
 _PATH_COLUMNS = {"path", "file", "filename", "image", "filepath", "image_path"}
 
 
+_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
+
+
 def _looks_conll(path: Path) -> bool:
     """Token-per-line with at least two columns, blank lines between sentences."""
     try:
@@ -23,7 +27,11 @@ def _looks_conll(path: Path) -> bool:
     except OSError:
         return False
     body = [ln.split() for ln in lines if ln.strip() and not ln.startswith("-DOCSTART-")]
-    return bool(body) and any(not ln.strip() for ln in lines) and all(2 <= len(p) <= 10 for p in body[:50])
+    return (
+        bool(body)
+        and any(not ln.strip() for ln in lines)
+        and all(2 <= len(p) <= 10 and _TAG.match(p[-1]) for p in body[:50])  # "word ... TAG", not short sentences
+    )
 
 
 def _file_task(path: Path) -> str | None:

@@ -337,11 +337,13 @@ class TokenClassifier(TransferEstimator):
     # ------------------------------------------------------------------ public inference
     def predict_entities(self, texts: str | Sequence[str]) -> Any:
         """Entity spans with character offsets for raw texts (split into words like CoNLL: punctuation apart); a
-        list of spans for one string, a list of such lists for a list of strings."""
+        list of spans for one string, a list of such lists for a list of strings. A sentence given as a list of words
+        (read from a CoNLL or token JSONL file) keeps those words; its offsets are into the words joined by spaces."""
         self._check_fitted()
         single = isinstance(texts, str)
         texts = [texts] if isinstance(texts, str) else list(texts)
-        split = [split_words(t) for t in texts]
+        split = [_joined(t) if isinstance(t, (list, tuple)) else split_words(t) for t in texts]
+        texts = [" ".join(t) if isinstance(t, (list, tuple)) else t for t in texts]
         if any(not w for w, _ in split):
             empty = [i for i, (w, _) in enumerate(split) if not w]
             raise DataError(f"text {empty[0]} has no words; give non-empty texts.")
@@ -357,6 +359,15 @@ class TokenClassifier(TransferEstimator):
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Entity F1."""
         return float(self.evaluate(X, y)["f1"])
+
+
+def _joined(words: Sequence[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Pre-split words and their character offsets in the words joined by single spaces."""
+    offsets, at = [], 0
+    for w in words:
+        offsets.append((at, at + len(w)))
+        at += len(w) + 1
+    return [str(w) for w in words], offsets
 
 
 def _lowercases(tokenizer: Any) -> bool:
