@@ -146,6 +146,17 @@ def test_evaluate_text_json(text_run: tuple[Path, Path, dict[str, Any]]) -> None
     assert "the training data itself" in metrics["scored"]["warning"]
 
 
+def test_naming_the_text_column_makes_a_table_a_text_task(tmp_path: Path) -> None:
+    from graft.commands.training import resolve_task
+
+    table = tmp_path / "notes.csv"  # short unique phrases under an unusual name read like an ID column of a table
+    rows = [f"note {i} good,{i % 2}" for i in range(24)]
+    table.write_text("comment_body,verdict,score\n" + "".join(f"{r},{i}\n" for i, r in enumerate(rows)), "utf-8")
+    assert detect_task(table) == "tabular-classification"
+    assert resolve_task(table, "auto", text_columns=True) == "text-classification"
+    assert resolve_task(table, "tabular-classification", text_columns=True) == "tabular-classification"
+
+
 def test_train_text_with_an_unknown_column_exits_2(tmp_path: Path) -> None:
     data = _write_csv(tmp_path / "data.csv")
     run = tmp_path / "run"

@@ -191,7 +191,7 @@ def train(
 
         return train_with_budget(ctx, budget)
     try:
-        task = resolve_task(data, task)
+        task = resolve_task(data, task, text_columns=bool(text_column or text_pair_column))
         common = dict(
             epochs=epochs,
             lr=lr,

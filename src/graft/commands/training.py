@@ -11,8 +11,9 @@ from ..errors import ConfigError, did_you_mean
 __all__ = ["resolve_task", "parse_set", "make_estimator"]
 
 
-def resolve_task(data: Path, task: str) -> str:
-    """``task``, or the task detected from ``data`` when it is ``auto``.
+def resolve_task(data: Path, task: str, *, text_columns: bool = False) -> str:
+    """``task``, or the task detected from ``data`` when it is ``auto`` (``text_columns``: a text column was named,
+    so a table is text classification).
 
     Raises:
         ConfigError: if ``task`` is not a known task name.
@@ -21,7 +22,9 @@ def resolve_task(data: Path, task: str) -> str:
     from ..data import TASKS, detect_task
 
     if task == "auto":
-        return detect_task(data)
+        found = detect_task(data)
+        # a named text column makes a table a text task (free text under an unusual name can look like an ID)
+        return "text-classification" if text_columns and found == "tabular-classification" else found
     if task not in TASKS:
         raise ConfigError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} Choose from {', '.join(TASKS)}.")
     return task
