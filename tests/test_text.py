@@ -7,6 +7,7 @@ tokenizer (``backbone="minilm"``, ``backbone_config=...``), so nothing is downlo
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -415,6 +416,40 @@ def test_sentence_pairs_reach_the_tokenizer(text_helpers: Any, monkeypatch: pyte
     proba = clf.predict_proba([(texts[0], others[0]), (texts[0], "completely different words in here")])
     assert proba.shape == (2, 2) and np.isfinite(proba).all()
     assert not np.allclose(proba[0], proba[1]), "the pair text had no effect on the prediction"
+
+
+def test_a_pair_model_refuses_single_texts_after_a_reload_and_serves_pairs(text_helpers: Any, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from graft.cli import app
+    from graft.serve import create_app
+
+    texts, labels = text_helpers.sentiment(16, seed=1)
+    others, _ = text_helpers.sentiment(16, seed=2)
+    clf = text_helpers.tiny("bert", "feature-extraction", epochs=1).fit(list(zip(texts, others)), labels)
+    with pytest.raises(DataError, match="trained on sentence pairs, but the input holds single texts"):
+        clf.predict([texts[0]])
+    run = clf.save(tmp_path / "pairs")
+    loaded = graft.load(run)
+    with pytest.raises(DataError, match="trained on sentence pairs"):
+        loaded.predict_proba([texts[0]])
+    expected = loaded.predict_proba([(texts[0], others[0])])[0]
+    cli = CliRunner().invoke(app, ["predict", str(run), "--text", texts[0], "--text-pair", others[0], "--json"])
+    assert cli.exit_code == 0, cli.output
+    row = json.loads(cli.stdout)[0]
+    assert row["input"] == f"{texts[0]} | {others[0]}"
+    assert {t["label"]: t["probability"] for t in row["top_k"]}[row["label"]] == pytest.approx(expected.max(), abs=1e-5)
+    single = CliRunner().invoke(app, ["predict", str(run), "--text", texts[0]])
+    assert single.exit_code == 2 and "--text-pair" in " ".join(single.output.split())
+    with TestClient(create_app(run)) as client:
+        ok = client.post("/predict", json={"texts": [texts[0]], "text_pairs": [others[0]]})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["predictions"][0]["label"] == row["label"]
+        bad = client.post("/predict", json={"texts": [texts[0]]})
+        assert bad.status_code in (400, 422) and "text_pairs" in bad.text
+        uneven = client.post("/predict", json={"texts": [texts[0]], "text_pairs": []})
+        assert uneven.status_code == 422 and "text_pairs must be a list of 1 strings" in uneven.text
 
 
 def test_text_batcher_pairs_and_length_sorted_batches(text_helpers: Any) -> None:

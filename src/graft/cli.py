@@ -355,6 +355,9 @@ def predict(
         None, help="Images, folders or a CSV of paths (image models); tables or files of lines (text models)."
     ),
     text: list[str] = typer.Option(None, "--text", "-t", help="Text to classify or tag (repeatable)."),
+    text_pair: list[str] = typer.Option(
+        None, "--text-pair", help="The second text of each --text, in order, for a sentence-pair model (repeatable)."
+    ),
     top_k: int = typer.Option(3, help="How many classes with probabilities to show."),
     output: Path | None = typer.Option(
         None, "--output", help="Also write the predictions to .csv, .jsonl or .parquet."
@@ -370,7 +373,8 @@ def predict(
     """Predict labels with top-k probabilities (images, texts) or entity spans with character offsets (NER).
 
     Example: graft predict runs/ants photo.jpg --json;  graft predict runs/reviews reviews.csv --output preds.csv;
-    graft predict runs/ner --text "Angela Merkel visited Paris"
+    graft predict runs/ner --text "Angela Merkel visited Paris";
+    graft predict runs/nli --text "A man is sleeping" --text-pair "Nobody is awake"
     """
     from .commands.predicting import check_output_path, discover_inputs, predictions
     from .estimators import load
@@ -382,7 +386,7 @@ def predict(
         model = load(run, device=device, backend=backend)
         if tta:
             model.strategy_.tta = True
-        groups = discover_inputs(model, inputs, text)
+        groups = discover_inputs(model, inputs, text, text_pair)
         if output is not None:
             return _predict_to_file(model, groups, output, top_k, as_json, batch_size)
         results = predictions(model, groups, top_k)

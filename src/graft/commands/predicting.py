@@ -134,7 +134,9 @@ TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
 
 
-def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | None) -> list[tuple[Any, list[str]]]:
+def discover_inputs(
+    model: Any, inputs: list[Path] | None, texts: list[str] | None, pairs: list[str] | None = None
+) -> list[tuple[Any, list[str]]]:
     """What to predict, in groups of ``(model input, how each row is shown)``.
 
     Image models: image files, folders (every image under them) and ``path[,label]`` CSV files. Text models: the
@@ -158,7 +160,7 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
         return [(items, items)]
     if model.modality == "tabular":
         return _table_inputs(model, inputs)
-    groups: list[tuple[Any, list[str]]] = [(list(texts), list(texts))] if texts else []
+    groups: list[tuple[Any, list[str]]] = [_given_texts(list(texts or []), list(pairs or []))] if texts or pairs else []
     for p in inputs or []:  # in the order given: results keep it
         if p.suffix.lower() in TABLE_EXTENSIONS and model.task != "token-classification":
             from ..data.text import read_text_table
@@ -168,7 +170,10 @@ def discover_inputs(model: Any, inputs: list[Path] | None, texts: list[str] | No
                 text_column=getattr(model, "text_column", None),
                 text_pair_column=getattr(model, "text_pair_column", None),
             )
-            groups.append((table, list(table.texts)))
+            shown = (
+                list(table.texts) if table.pairs is None else [f"{t} | {q}" for t, q in zip(table.texts, table.pairs)]
+            )
+            groups.append((table, shown))
         elif model.task == "token-classification" and _token_file(p):
             from ..data.tokens import load_tokens
 
@@ -195,6 +200,15 @@ def _table_inputs(model: Any, inputs: list[Path] | None) -> list[tuple[Any, list
         shown = [str(v) for v in df[key]] if key else [f"{p.name}:{i}" for i in range(len(df))]
         groups.append((df, shown))
     return groups
+
+
+def _given_texts(texts: list[str], pairs: list[str]) -> tuple[Any, list[str]]:
+    """The ``--text`` strings, paired in order with the ``--text-pair`` ones when given."""
+    if not pairs:
+        return texts, texts
+    if len(pairs) != len(texts):
+        raise GraftError(f"give one --text-pair per --text; got {len(texts)} --text and {len(pairs)} --text-pair.")
+    return list(zip(texts, pairs, strict=True)), [f"{t} | {p}" for t, p in zip(texts, pairs, strict=True)]
 
 
 def _token_file(path: Path) -> bool:

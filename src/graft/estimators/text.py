@@ -199,6 +199,10 @@ class TextClassifier(TransferEstimator):
             )
         if what == "training data" and ts.table_columns:
             _warn_unused_columns(ts, X)
+        if what == "training data":
+            self.pairs_ = ts.pairs is not None
+        elif what in ("input", "evaluation data") and getattr(self, "pairs_", None) is not None:
+            _check_pairs(bool(self.pairs_), ts.pairs is not None, what)
         labels: list[Any] | None = ts.labels  # type: ignore[assignment]
         if y is not None and labels is not None and not isinstance(X, TextSet) and not self.multi_label:
             original = {label_key(v): (v.item() if isinstance(v, np.generic) else v) for v in y}
@@ -256,7 +260,12 @@ class TextClassifier(TransferEstimator):
     def _save_files(self, directory: Path) -> list[Path]:
         return save_text_files(self.backbone_, directory)
 
+    def _bundle_extra(self) -> dict[str, Any]:
+        return {"text": {"pairs": bool(getattr(self, "pairs_", False))}}
+
     def _backbone_from_bundle(self, path: Path, manifest: dict[str, Any]) -> Backbone:
+        text = manifest.get("text")
+        self.pairs_ = bool(text["pairs"]) if isinstance(text, dict) and "pairs" in text else None  # None: not recorded
         return text_backbone_from_bundle(path, manifest)
 
 
@@ -279,4 +288,18 @@ def _warn_unused_columns(ts: Any, X: Any) -> None:
             "them as features beside the text, train with --task tabular-classification (Python: "
             "graft.TabularClassifier), which embeds the text column with a sentence encoder.",
             stacklevel=4,
+        )
+
+
+def _check_pairs(trained: bool, given: bool, what: str) -> None:
+    """Refuse single texts for a sentence-pair model, and pairs for a single-text one."""
+    if trained and not given:
+        raise DataError(
+            f"this model was trained on sentence pairs, but the {what} holds single texts. Give both texts of each "
+            "pair: a table with both columns, (text, pair) tuples in Python, --text A --text-pair B on the command "
+            'line, or {"texts": [...], "text_pairs": [...]} to graft serve.'
+        )
+    if given and not trained:
+        raise DataError(
+            f"this model was trained on single texts, but the {what} holds sentence pairs; give one text each."
         )

@@ -188,7 +188,11 @@ def create_app(
 
     def run_batch(items: list[Any]) -> list[Any]:
         # images arrive decoded and resized (see _decoded): the model thread only crops, normalises and runs them
-        shown = items if modality == "text" else [f"input {i}" for i in range(len(items))]
+        shown = (
+            [f"{t[0]} | {t[1]}" if isinstance(t, tuple) else t for t in items]
+            if modality == "text"
+            else [f"input {i}" for i in range(len(items))]
+        )
         data = {"tabular": _rows_frame, "image": _image_set}.get(modality, list)(items)
         return predictions(model, [(data, shown)], top_k=len(model.classes_))
 
@@ -199,7 +203,8 @@ def create_app(
         _blank_image().save(blank, format="PNG")
         warm = _decoded([("warm-up", blank.getvalue())], short_side)
     else:
-        warm = {"text": ["warm-up"], "tabular": [dict.fromkeys(columns)]}[modality]
+        text = ("warm-up", "warm-up") if getattr(model, "pairs_", None) else "warm-up"  # a sentence-pair model: a pair
+        warm = {"text": [text], "tabular": [dict.fromkeys(columns)]}[modality]
     worker.submit(run_batch, warm).result()
     threads = cfg.decode_threads
     if threads is None:
@@ -297,7 +302,8 @@ def create_app(
 
 async def _read_inputs(request: Any, modality: str, cfg: ServeConfig, columns: dict[str, str]) -> list[Any]:
     """The request's image files (multipart ``file`` fields, as ``(name, bytes)``) or texts (JSON ``{"texts": [...]}``
-    or ``{"text": "..."}``) or table rows."""
+    or ``{"text": "..."}``, with ``"text_pairs": [...]`` for a sentence-pair model: ``(text, pair)`` tuples) or table
+    rows."""
     import json
 
     body = await request.body()
@@ -324,12 +330,17 @@ async def _read_inputs(request: Any, modality: str, cfg: ServeConfig, columns: d
     texts = _listed(
         payload, "texts", "text", str, "strings", '{"texts": ["...", ...]} or {"text": "..."}', cfg.max_items
     )
-    for i, t in enumerate(texts):
+    pairs = payload.get("text_pairs") if isinstance(payload, dict) else None
+    if pairs is not None and (
+        not isinstance(pairs, list) or len(pairs) != len(texts) or not all(isinstance(t, str) for t in pairs)
+    ):
+        raise _Reject(422, f"text_pairs must be a list of {len(texts)} strings, one second text per text.")
+    for i, t in enumerate(texts + (pairs or [])):
         if not t.strip():
-            raise _Reject(422, f"text {i} is empty.")
+            raise _Reject(422, f"text {i} is empty." if i < len(texts) else f"text_pairs {i - len(texts)} is empty.")
         if len(t) > cfg.max_text_chars:
             raise _Reject(413, f"text {i} has {len(t)} characters; the limit is {cfg.max_text_chars}.")
-    return texts
+    return texts if pairs is None else list(zip(texts, pairs, strict=True))
 
 
 def _listed(payload: Any, plural: str, single: str, kind: type, what: str, example: str, limit: int) -> list[Any]:
