@@ -114,6 +114,15 @@ def test_tampered_weights_are_refused(bundle: Path) -> None:
     assert graft.load(bundle, verify=False).classes_.tolist() == ["blue", "red"]
 
 
+def test_a_manifest_whose_labels_do_not_fit_the_head_is_refused(bundle: Path) -> None:
+    manifest = bundle / "graft.json"
+    m = json.loads(manifest.read_text())
+    m["labels"] = m["labels"][:1]  # hand-edited: one label for a two-output head
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="lists 1 labels but its head has 2 outputs"):
+        graft.load(bundle)
+
+
 def test_missing_weights_file(bundle: Path) -> None:
     (bundle / "model.safetensors").unlink()
     with pytest.raises(BundleError, match="model.safetensors"):

@@ -410,3 +410,18 @@ def test_the_command_line_shows_graft_warnings_as_one_line(capsys: pytest.Captur
     show_warning(UserWarning("from elsewhere"), UserWarning, "/somewhere/else.py", 3, line="x = 1")
     shown = capsys.readouterr().err
     assert "else.py:3: UserWarning: from elsewhere" in shown, "another library's warning keeps Python's format"
+
+
+def test_demo_refuses_a_limit_too_small_for_its_split(tmp_path: Path) -> None:
+    for limit in ("-3", "5", "39"):
+        result = CliRunner().invoke(app, ["demo", "--limit", limit, "-o", str(tmp_path / "demo")], env=ENV)
+        assert result.exit_code == 2 and "--limit must be 0" in _flat(result.output), result.output
+    assert not (tmp_path / "demo").exists()
+
+
+def test_compare_adaptation_checks_its_output_before_training(domains: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, _compare_args(domains, "--output", str(blocker / "table.csv")), env=ENV)
+    assert result.exit_code == 2 and "Cannot write" in _flat(result.output), result.output
+    assert "done in" not in result.output, "nothing was trained"

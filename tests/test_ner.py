@@ -16,7 +16,7 @@ import pytest
 
 import graft
 from graft.backbones.embedded import minilm_path
-from graft.errors import DataError
+from graft.errors import ConfigError, DataError
 from graft.strategies import list_strategies
 from graft.tasks.token_classification import (
     IGNORE,
@@ -485,3 +485,12 @@ def test_uncased_tokenizer_gets_casing_features(text_helpers: Any) -> None:
     with torch.no_grad():
         z = clf.backbone_.module(batch)
     assert not torch.allclose(z[0], z[1]), "the casing pattern tells them apart"
+
+
+def test_domain_adaptation_is_refused_for_token_classification(text_helpers: Any, tmp_path: Path) -> None:
+    X, Y = text_helpers.tagged(8)
+    run = tmp_path / "run"
+    clf = text_helpers.tiny("bert", "dann", token=True, max_length=8, epochs=1, output_dir=run)
+    with pytest.raises(ConfigError, match="not available for token classification"):
+        clf.fit(X, Y, target=[["Paris", "is", "big"]])
+    assert not run.exists()

@@ -293,6 +293,17 @@ def test_finetune_invalid_settings_fail_fit(
         tiny(FineTune(head_warmup=False, **kwargs)).fit(*arrays)
 
 
+@pytest.mark.parametrize("setting", [{"dropout": 2.0}, {"dropout": -0.5}, {"label_smoothing": 5.0}])
+def test_shared_settings_out_of_range_are_refused_by_name(setting: dict[str, float]) -> None:
+    from graft.strategies import resolve_strategy
+
+    for name in ("feature-extraction", "fine-tune", "dann", "coral"):
+        strategy = resolve_strategy(name, **setting)
+        key, value = next(iter(setting.items()))
+        with pytest.raises(ConfigError, match=rf"{key} must be in \[0, 1\); got {value}"):
+            strategy.validate()
+
+
 def test_finetune_invalid_settings_fail_before_any_training(
     tiny: Any, arrays: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:

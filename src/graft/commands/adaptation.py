@@ -52,6 +52,10 @@ def check_table_path(path: Path | None) -> None:
     """Fail before any training when ``path`` cannot be written as CSV or JSON."""
     if path is not None and path.suffix.lower() not in (".csv", ".json"):
         raise ConfigError(f"--output '{path}' must end in .csv or .json; got '{path.suffix or '(no extension)'}'.")
+    if path is not None:
+        from .._utils import check_writable
+
+        check_writable(path, "--output")
 
 
 def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -65,7 +69,8 @@ def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [c for c, _, _ in COMPARE_COLUMNS])
+    fields = list(rows[0]) if rows else [c for c, _, _ in COMPARE_COLUMNS]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())

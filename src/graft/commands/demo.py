@@ -6,7 +6,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import ConfigError
+
 __all__ = ["run_demo"]
+
+
+DEMO_MIN_LIMIT = 40
 
 
 def run_demo(output: Path, strategy: str, epochs: int | None, limit: int, say: Callable[[str], None]) -> None:
@@ -19,6 +24,11 @@ def run_demo(output: Path, strategy: str, epochs: int | None, limit: int, say: C
     from ..estimators.image import ImageClassifier
     from ..evaluation import format_metrics
 
+    if limit < 0 or 0 < limit < DEMO_MIN_LIMIT:
+        raise ConfigError(
+            f"--limit must be 0 (all 1,797 images) or at least {DEMO_MIN_LIMIT} (4 of each digit, so that the test "
+            f"quarter holds every digit); got {limit}."
+        )
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)  # (N, 8, 8) grayscale
     labels = digits.target

@@ -207,8 +207,8 @@ class TransferEstimator(ClassifierMixin, BaseEstimator):
             )
         if target is not None and not needs_target:
             raise ConfigError(
-                f"target= is for domain-adaptation strategies; '{strategy.name}' is not one. Use e.g. "
-                "strategy='dann' (see graft.strategies.list_strategies())."
+                f"target= (CLI: --target) is for domain-adaptation strategies; '{strategy.name}' is not one. Use e.g. "
+                "strategy='dann' (CLI: --strategy dann; graft.strategies.list_strategies() lists them)."
             )
         torch.manual_seed(self.seed)  # random-init backbones (pretrained=False) depend on it too
         self.strategy_, self.embed_seconds_ = strategy, 0.0

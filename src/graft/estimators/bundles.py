@@ -92,6 +92,11 @@ def restore(
     backbone = est._backbone_from_bundle(path, m)
     est.strategy.restore(backbone.module)  # e.g. LoRA adapters kept separate (merge=False)
     _check_head(path, m["head"], tensors)
+    if len(m["labels"]) != int(m["head"]["num_classes"]):
+        raise BundleError(
+            f"'{path / 'graft.json'}' lists {len(m['labels'])} labels but its head has {m['head']['num_classes']} "
+            f"outputs.{_EDITED}"
+        )
     model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
         model.load_state_dict(tensors, strict=True)
@@ -136,6 +141,9 @@ def _check_head(path: Path, cfg: dict[str, Any], tensors: dict[str, torch.Tensor
                 f"needs {name} of shape {shape}, the file holds {found or 'no such tensor'}. Restore the bundle from a "
                 "copy, or save the model again."
             )
+
+
+_EDITED = " The file is damaged or was edited: restore the bundle from a copy, or save the model again."
 
 
 def _damaged(path: Path, exc: BaseException) -> BundleError:

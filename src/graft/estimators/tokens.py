@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from ..backbones import Backbone
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..strategies.base import Strategy
 from ..tasks.base import Task
 from ..tasks.tagging import TokenTagging
@@ -169,6 +169,11 @@ class TokenClassifier(TransferEstimator):
         from ..data.tokens import TokenSet, find_token_splits, load_tokens
 
         split: str | None = None
+        if what == "target data":
+            raise ConfigError(
+                "domain adaptation (a target domain, --target) is not available for token classification (NER); "
+                "train on the labelled sentences alone, e.g. --strategy fine-tune."
+            )
         if isinstance(X, TokenSet):
             ts = X
         elif isinstance(X, (str, Path)) and y is None and Path(X).exists():

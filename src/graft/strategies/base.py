@@ -114,6 +114,11 @@ class Strategy:
                     f"{type(self).__name__} {k} must be {_type_name(hints[k])}; got {getattr(self, k)!r} "
                     f"({type(getattr(self, k)).__name__})."
                 )
+        # the shared settings torch would refuse deep inside training
+        for k in ("dropout", "label_smoothing"):
+            value = getattr(self, k)
+            if isinstance(value, (int, float)) and not 0.0 <= value < 1.0:
+                raise ConfigError(f"{type(self).__name__} {k} must be in [0, 1); got {value}.")
 
     # -- the plan ----------------------------------------------------------------------------------------------
     def plan(self) -> list[Phase]:
