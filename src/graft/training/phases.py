@@ -315,9 +315,14 @@ def _keep_the_better(ctx: FitContext, name: str, best: dict[str, float], warmed:
     monitor = ctx.task.monitor
     if warmed.keys != set(model.state_dict()) or not _better(head_best, best, monitor):
         return  # adapters were added (the states differ), or fine-tuning did as well or better
+    key = monitor  # the score that decided it: the monitored one, or the loss on a tie (as the loop compares)
+    tie = ""
+    if monitor not in best or head_best.get(monitor) == best.get(monitor):
+        key = "val_loss" if "val_loss" in best else "train_loss"
+        tie = f"; {monitor} tied at {best.get(monitor, float('nan')):.4g}" if monitor in best else ""
     scores = (
-        f"{name} ended worse on validation ({monitor} {best.get(monitor, float('nan')):.4g}) than the {head_name} "
-        f"phase before it ({head_best.get(monitor, float('nan')):.4g})"
+        f"{name} ended worse on validation ({key} {best.get(key, float('nan')):.4g}) than the {head_name} "
+        f"phase before it ({head_best.get(key, float('nan')):.4g}{tie})"
     )
     if state is None:
         warnings.warn(
