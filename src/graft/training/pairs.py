@@ -183,6 +183,14 @@ def run_pairs(phase: PairPhase, ctx: FitContext) -> LoopResult:
 
     set_trainable = functools.partial(strategy.set_trainable, groups)
 
+    if est._verbose():  # the pair phase is one long epoch: say its size before it starts
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(
+            f"{phase.name}: the encoder trains on {len(first):,} pairs of {len(ctx.train.y)} texts ({steps} steps of "
+            f"{phase.batch_size}); fewer pairs, less time: --set max_pairs=N",
+            highlight=False,
+        )
     set_trainable(0)
     result = run_loop(
         backbone.module,
