@@ -192,7 +192,7 @@ def test_train_ner_detects_the_task(ner_run: tuple[Path, Path, dict[str, Any]]) 
     manifest = json.loads((run / "graft.json").read_text())
     assert manifest["task"] == "token-classification" and manifest["estimator"] == "TokenClassifier"
     assert summary["n_train"] == 24 and summary["n_val"] == 6, "eng.testa is the validation split"
-    assert set(summary["classes"]) == {"O", "B-PER", "I-PER", "B-LOC"}
+    assert set(summary["classes"]) == {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}, "I-LOC too, though unseen"
     assert set(summary["val"]) >= {"precision", "recall", "f1"}
 
 

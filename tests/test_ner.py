@@ -301,7 +301,9 @@ def tagger(request: pytest.FixtureRequest, text_helpers: Any) -> SimpleNamespace
 
 def test_tagger_fitted_attributes_and_windows(tagger: SimpleNamespace) -> None:
     clf = tagger.clf
-    assert list(clf.classes_) == ["O", "B-LOC", "B-PER", "I-PER"], "O first, then the sorted tags"
+    assert list(clf.classes_) == ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"], (
+        "O first, then the sorted tags (I-LOC unseen)"
+    )
     assert clf.n_train_ + clf.n_val_ == 24 and clf.n_val_ > 0
     data, _ = clf._read(tagger.X, tagger.Y, what="training data")
     windows = clf._windows(data)
@@ -326,7 +328,7 @@ def test_tagger_predicts_one_tag_per_word(tagger: SimpleNamespace, text_helpers:
     assert all(t in set(clf.classes_) for seq in tags for t in seq)
     assert all(_is_iob2(seq) for seq in tags), "constrained decoding yields valid IOB2 only"
     proba = clf.predict_proba(X + [long])
-    assert [p.shape for p in proba] == [(len(s), 4) for s in X + [long]]
+    assert [p.shape for p in proba] == [(len(s), len(clf.classes_)) for s in X + [long]]
     for p in proba:
         assert np.isfinite(p).all()
         np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
@@ -494,3 +496,14 @@ def test_domain_adaptation_is_refused_for_token_classification(text_helpers: Any
     with pytest.raises(ConfigError, match="not available for token classification"):
         clf.fit(X, Y, target=[["Paris", "is", "big"]])
     assert not run.exists()
+
+
+def test_an_entity_type_seen_only_in_one_word_entities_can_be_evaluated_on_longer_ones(text_helpers: Any) -> None:
+    X, Y = text_helpers.tagged(8)  # every place is one word: B-LOC, never I-LOC
+    assert not any("I-LOC" in seq for seq in Y)
+    clf = text_helpers.tiny("bert", "feature-extraction", token=True, max_length=16, epochs=2).fit(X, Y)
+    assert {"B-LOC", "I-LOC"} <= set(clf.classes_)
+    m = clf.evaluate(
+        [["John", "Smith", "visited", "New", "York", "."]], [["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O"]]
+    )
+    assert m["n_entities"] == 2 and 0.0 <= m["f1"] <= 1.0

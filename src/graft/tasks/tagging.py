@@ -39,9 +39,13 @@ class TokenTagging(Task):
     def label_space(
         self, train_labels: Sequence[Any], val_labels: Sequence[Any] | None, *, noun: str = "sentences"
     ) -> np.ndarray:
-        tags = sorted({t for seq in train_labels for t in seq})
-        if len(tags) < 2:
-            raise DataError(f"training data needs at least 2 different tags; found {tags}.")
+        seen = {t for seq in train_labels for t in seq}
+        if len(seen) < 2:
+            raise DataError(f"training data needs at least 2 different tags; found {sorted(seen)}.")
+        # every entity type seen gets both its tags: a type met only as one-word entities (B-LOC) can still be
+        # evaluated on and predicted as a longer one (B-LOC I-LOC)
+        kinds = {t[2:] for t in seen if t[:2] in ("B-", "I-")}
+        tags = sorted(seen | {f"{p}-{k}" for k in kinds for p in ("B", "I")})
         if val_labels is not None:
             unseen = sorted({t for seq in val_labels for t in seq} - set(tags))
             if unseen:
