@@ -67,6 +67,8 @@ def test_token_model_parity(text_helpers: Any, tmp_path: Path, fmt: str, ext: st
     meta = _check(export_model(clf, path, fmt=fmt, data=X), path, list(clf.classes_))
     n = len(clf.classes_)
     assert np.asarray(meta["decoding"]["allowed_transitions"]).shape == (n, n)
+    assert meta["text"]["case_features"], "MiniLM's tokenizer lowercases: the tagger adds casing features"
+    assert "shape_ids" in meta["inputs"] and "Title case" in meta["text"]["shape_ids"], "its third input, documented"
 
 
 def test_vector_model_parity(tmp_path: Path) -> None:

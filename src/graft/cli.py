@@ -80,6 +80,8 @@ def models(
             offline = "[green]yes[/]" if r["offline"] else "[red]no[/]"
             table.add_row(r["name"], r["modality"], offline, r["description"])
         out.print(table)
+    elif not all_timm:
+        out.print(f"No Graft backbone matches '{pattern}' (graft models lists them all).", highlight=False)
     if all_timm:
         out.print(
             f"{len(timm_rows)} timm models with pretrained weights match '{pattern}' "
@@ -130,7 +132,12 @@ def train(
         "--set",
         help="A strategy parameter, KEY=VALUE (repeatable): --set lr_decay=0.9 --set freeze_epochs=1, --set r=16.",
     ),
-    val: Path | None = typer.Option(None, "--val", help="Validation folder/CSV (default: DATA's val/ or a 20% split)."),
+    val: Path | None = typer.Option(
+        None,
+        "--val",
+        help="Validation folder/CSV (default: DATA's val/dev split, else a held-out 20% of images and tables, "
+        "10% of texts).",
+    ),
     epochs: int | None = typer.Option(None, help="Epochs (default: the strategy's)."),
     lr: float | None = typer.Option(None, help="Learning rate (default: the strategy's)."),
     batch_size: int = typer.Option(32, help="Images per step."),

@@ -95,6 +95,12 @@ def sidecar(est: Any, names: list[str], fmt: str, path: Path) -> dict[str, Any]:
             "max_length": int(est.backbone_.spec.get("max_length", 128)),
             "case_features": bool(est.backbone_.spec.get("case_features", False)),
         }
+        if info["text"]["case_features"]:
+            info["text"]["shape_ids"] = (
+                "int64 (N, L) beside input_ids: on each word's first sub-token its casing pattern, 0 elsewhere "
+                "(special tokens, later sub-tokens, padding): 1 lower case, 2 Title case, 3 ALL CAPS, 4 a single "
+                "capital, 5 mixed case, 6 contains a digit, 7 no letters (graft.tasks.token_classification.word_shape)"
+            )
     return info
 
 
@@ -196,7 +202,12 @@ def export_model(est: Any, path: str | Path, *, fmt: str | None = None, data: An
     if fmt == "onnx":
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=4096)
         shapes = {k: ({0: batch, 1: seq} if v.dim() == 2 and as_dict else {0: batch}) for k, v in inputs.items()}
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
+        import warnings
+
+        # the exporter reports its steps on stdout, and warns when axes share a name (input_ids and attention_mask
+        # share batch and sequence by design)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")
             program = torch.onnx.export(
                 wrapper,
                 tuple(inputs.values()),

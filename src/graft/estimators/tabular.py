@@ -222,7 +222,9 @@ class TabularClassifier(TransferEstimator):
         if not self.pretrained and strategy.frozen_backbone:
             raise ConfigError(
                 f"strategy '{strategy.name}' keeps the backbone frozen, but backbone='{self.backbone}' has random "
-                "weights: train a source run first and pass it as backbone, or use strategy='fine-tune'."
+                "weights: train a source run first (graft train SOURCE.csv -o runs/src) and start from it "
+                "(backbone='runs/src'; CLI: --model runs/src)"
+                + (", or use strategy='fine-tune'." if not strategy.adaptation else ".")
             )
         return strategy
 
