@@ -74,3 +74,26 @@ def test_multilabel_unknown_label_at_evaluation_is_an_error(text_helpers: Any) -
     clf = text_helpers.tiny("bert", "feature-extraction", multi_label=True, epochs=2).fit(texts, labels)
     with pytest.raises(graft.DataError, match="unknown label 'music'"):
         clf.evaluate(texts[:2], [["music"], ["food"]])
+
+
+def test_the_validation_split_holds_every_label_that_has_two_examples() -> None:
+    from graft.tasks.multilabel import MultiLabel
+
+    labels = [["tech"]] * 18 + [["politics"]] * 18 + [["sports", "tech"], ["sports"], ["rare"]]
+    for seed in range(10):
+        train, val = MultiLabel().split(labels, 0.1, seed)
+        assert sorted(train + val) == list(range(len(labels))) and not set(train) & set(val)
+        in_val = {v for i in val for v in labels[i]}
+        in_train = {v for i in train for v in labels[i]}
+        assert {"tech", "politics", "sports"} <= in_val, (seed, in_val)
+        assert {"tech", "politics", "sports", "rare"} <= in_train, "a label with one example stays in training"
+
+
+def test_macro_f1_leaves_out_labels_absent_from_truth_and_predictions() -> None:
+    from graft.tasks.multilabel import MultiLabel
+
+    task, classes = MultiLabel(), np.asarray(["a", "b", "c"])
+    logits = np.asarray([[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0]])  # predicts a, then b; c never
+    y = np.asarray([[1, 0, 0], [0, 1, 0]], np.float32)  # c absent from the truth too
+    m = task.metrics(logits, y, classes)
+    assert m["macro_f1"] == pytest.approx(1.0) and m["per_label"]["c"]["support"] == 0

@@ -177,10 +177,12 @@ def format_metrics(m: dict[str, Any]) -> str:
         macro-F1, weighted-F1, log loss, ROC AUC and top-k where present), then one row per class with
         precision, recall, F1 and support.
     """
+    multi = "subset_accuracy" in m  # multi-label: accuracy is per (example, label), subset accuracy per example
     headline: list[tuple[str, Any]] = [
         ("n", m.get("n")),
-        ("accuracy", m.get("accuracy")),
-        ("balanced acc", m.get("balanced_accuracy")),
+        ("label accuracy" if multi else "accuracy", m.get("accuracy")),
+        *([("subset accuracy", m["subset_accuracy"]), ("micro-F1", m.get("micro_f1"))] if multi else []),
+        *([] if multi else [("balanced acc", m.get("balanced_accuracy"))]),
         ("macro-F1", m.get("macro_f1")),
     ]
     if "weighted_f1" in m:

@@ -55,7 +55,34 @@ class MultiLabel(Task):
     def split(
         self, labels: Sequence[Any], fraction: float, seed: int, *, noun: str = "examples"
     ) -> tuple[list[int], list[int]]:
-        return random_split(len(labels), fraction, seed)
+        """A seeded random split in which every label is in training (an example whose label would be only in
+        validation moves back), and every label held by two or more examples is in validation too (its F1 and
+        threshold are measured there): for a label missing from it, one of its examples moves over when every
+        label of that example keeps an example in training."""
+        from collections import Counter
+
+        train, val = random_split(len(labels), fraction, seed)
+        sets = [{str(v) for v in row} for row in labels]
+        in_train = Counter(v for i in train for v in sets[i])
+        back = [i for i in val if any(in_train[v] == 0 for v in sets[i])]  # a label only here: it trains
+        if back and len(back) < len(val):
+            train, val = sorted(train + back), [i for i in val if i not in set(back)]
+            in_train = Counter(v for i in train for v in sets[i])
+        in_val = {v for i in val for v in sets[i]}
+        rng = np.random.default_rng(seed)
+        moved: set[int] = set()
+        for label in sorted(in_train):
+            if label in in_val or in_train[label] < 2:
+                continue
+            holders = [
+                i for i in train if label in sets[i] and i not in moved and all(in_train[v] > 1 for v in sets[i])
+            ]
+            if holders:
+                pick = holders[int(rng.integers(len(holders)))]
+                moved.add(pick)
+                in_train.subtract(sets[pick])
+                in_val |= sets[pick]
+        return [i for i in train if i not in moved], sorted(val + sorted(moved))
 
     def criterion(self, label_smoothing: float = 0.0) -> Criterion:
         return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), y.float())
@@ -106,7 +133,10 @@ class MultiLabel(Task):
             "subset_accuracy": float((pred == truth).all(axis=1).mean()),
             "accuracy": float((pred == truth).mean()),
             "micro_f1": float(f1_score(truth, pred, average="micro", zero_division=0)),
-            "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+            # over the labels present here (in the truth or the predictions): one absent from both is not a miss
+            "macro_f1": float(f1_score(truth, pred, average="macro", labels=present, zero_division=0))
+            if (present := [i for i in range(len(classes)) if truth[:, i].any() or pred[:, i].any()])
+            else 0.0,
             "per_label": {
                 str(c): {
                     "precision": float(p[i]),
