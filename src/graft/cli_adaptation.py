@@ -109,7 +109,14 @@ def compare_adaptation(
         table.add_row(*(_cell(r[key], fmt) for key, _, fmt in columns))
     out.print(table)
     scored = [r for r in rows if r["val_iwcv_loss"] is not None]
-    if scored:
+    ranges = [r.get("density_ratio_range") or [0.0, 1.0] for r in scored]
+    if scored and all(lo == hi for lo, hi in ranges):
+        out.print(
+            "no pick without target labels: the importance weights are all equal (the domains do not overlap in the "
+            "embeddings), so the IWCV loss is the plain source validation loss; compare on --target-test.",
+            highlight=False,
+        )
+    elif scored:
         pick = min(scored, key=lambda r: r["val_iwcv_loss"])
         out.print(
             f"lowest importance-weighted validation loss (the pick without target labels): [bold]{pick['method']}[/]",

@@ -80,3 +80,15 @@ def test_no_diagnostics_without_adaptation() -> None:
     Xs, ys, _ = _shifted_blobs(40)
     clf = graft.EmbeddingClassifier("feature-extraction", epochs=2).fit(Xs, ys)
     assert "adaptation" not in clf.training_summary()
+
+
+def test_weights_that_collapse_to_one_value_are_recorded_and_warned_about() -> None:
+    Xs, ys, Xt = _shifted_blobs(shift=60.0)  # no overlap: every source example is certainly not target
+    with pytest.warns(UserWarning, match="importance weights are all equal"):
+        far = graft.EmbeddingClassifier(SourceOnly(bottleneck=8), epochs=2).fit(Xs, ys, target=Xt)
+    lo, hi = far.adaptation_diagnostics_["density_ratio_range"]
+    assert lo == hi == pytest.approx(1.0)
+    Xs, ys, Xt = _shifted_blobs(shift=0.5)  # overlapping domains: the weights spread
+    near = graft.EmbeddingClassifier(SourceOnly(bottleneck=8), epochs=2).fit(Xs, ys, target=Xt)
+    lo, hi = near.adaptation_diagnostics_["density_ratio_range"]
+    assert lo < hi and [lo, hi] == [round(v, 4) for v in near.density_ratio_range_]

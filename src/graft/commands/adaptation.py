@@ -125,6 +125,7 @@ def compare_adaptation(
             "a_distance_before": diagnostics.get("a_distance_before"),
             "a_distance_after": diagnostics.get("a_distance_after"),
             "val_iwcv_loss": best.get("val_iwcv_loss"),
+            "density_ratio_range": diagnostics.get("density_ratio_range"),
             "val_target_entropy": best.get("val_target_entropy"),
             "best_epoch": clf.best_epoch_,
             "fit_seconds": round(clf.fit_seconds_, 2),

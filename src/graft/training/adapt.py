@@ -105,6 +105,16 @@ def run_adapt(phase: AdaptPhase, ctx: FitContext) -> LoopResult:
         weights = torch.from_numpy(domain_density_ratio(f_train, f_target, f_val, seed=est.seed)).float()
         est.density_ratio_range_ = (float(weights.min()), float(weights.max()))
         ctx.carry["iwcv_weights"] = weights
+        if float(weights.max() - weights.min()) < 1e-6:
+            import warnings
+
+            warnings.warn(
+                "the importance weights are all equal: a linear classifier tells every source validation example "
+                "from the target (the domains do not overlap in the embeddings), so val_iwcv_loss is the plain source "
+                "validation loss here and cannot pick an epoch or a method for the target. Score on labelled target "
+                "data (--target-test) to compare methods.",
+                stacklevel=2,
+            )
 
         def evaluate(m: nn.Module, device: torch.device, autocast: Callable[[], Any]) -> dict[str, float]:
             logits = m.head(f_val.to(device)).float().cpu()
@@ -228,6 +238,8 @@ def diagnostics(
         out["a_distance_before"] = round(a_distance(before_s, before_t, seed=seed), 4)
         out["a_distance_after"] = round(a_distance(after_s, after_t, seed=seed), 4)
     out.update(n_source=len(i_s), n_target=len(i_t))
+    ratio = getattr(ctx.est, "density_ratio_range_", None)  # the IWCV weights' range: equal ends mean no signal
+    out["density_ratio_range"] = None if ratio is None else [round(float(v), 4) for v in ratio]
     if ctx.run_dir is not None:
         from ..evaluation.plots import plot_domain_features
 
