@@ -124,6 +124,7 @@ def test_text_predictions(text_run: Path) -> None:
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not JSON"),
         ({"json": {"texts": "one string"}}, 422, "non-empty list of strings"),
         ({"json": {"texts": [1, 2]}}, 422, "non-empty list of strings"),
+        ({"json": {"text": ["a", "b"]}}, 422, '"text" takes one; send a list as "texts"'),
         ({"json": {"wrong": ["x"]}}, 422, '{"texts"'),
         ({"json": {"texts": []}}, 422, "non-empty list"),
         ({"json": {"texts": ["  "]}}, 422, "text 0 is empty"),

@@ -522,6 +522,16 @@ def test_a_text_table_with_feature_columns_warns_that_text_classification_leaves
         text_helpers.tiny("bert", "feature-extraction").fit(plain)  # an ID column is no feature left out
 
 
+def test_single_labels_that_read_like_label_sets_are_warned_about(text_helpers: Any) -> None:
+    texts, _ = text_helpers.sentiment(12, seed=4)
+    labels = ["sports", "tech", "politics", "sports|tech", "politics|tech", "tech"] * 2
+    with pytest.warns(UserWarning, match=r"look like label sets.*--multi-label --label-sep '\|'"):
+        text_helpers.tiny("bert", "feature-extraction", epochs=1).fit(texts, labels)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*look like label sets")
+        text_helpers.tiny("bert", "feature-extraction", epochs=1).fit(texts, ["a", "b", "a, b c"] * 4)
+
+
 def test_integer_labels_round_trip_as_ints(tmp_path: Path, text_helpers: Any) -> None:
     texts, labels = text_helpers.sentiment(24)
     y = np.asarray([int(lab == "pos") for lab in labels])

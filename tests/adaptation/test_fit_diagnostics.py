@@ -92,3 +92,9 @@ def test_weights_that_collapse_to_one_value_are_recorded_and_warned_about() -> N
     near = graft.EmbeddingClassifier(SourceOnly(bottleneck=8), epochs=2).fit(Xs, ys, target=Xt)
     lo, hi = near.adaptation_diagnostics_["density_ratio_range"]
     assert lo < hi and [lo, hi] == [round(v, 4) for v in near.density_ratio_range_]
+
+
+def test_a_target_of_a_few_examples_is_warned_about() -> None:
+    Xs, ys, Xt = _shifted_blobs()
+    with pytest.warns(UserWarning, match=r"the target domain holds 3 example\(s\)"):
+        graft.EmbeddingClassifier(SourceOnly(bottleneck=8), epochs=1).fit(Xs, ys, target=Xt[:3])

@@ -199,6 +199,8 @@ class TextClassifier(TransferEstimator):
             )
         if what == "training data" and ts.table_columns:
             _warn_unused_columns(ts, X)
+        if what == "training data" and not self.multi_label and ts.labels:
+            _warn_label_sets(ts.labels)
         if what == "training data":
             self.pairs_ = ts.pairs is not None
         elif what in ("input", "evaluation data") and getattr(self, "pairs_", None) is not None:
@@ -303,3 +305,22 @@ def _check_pairs(trained: bool, given: bool, what: str) -> None:
         raise DataError(
             f"this model was trained on single texts, but the {what} holds sentence pairs; give one text each."
         )
+
+
+def _warn_label_sets(labels: Sequence[Any]) -> None:
+    """Warn when single labels read like label sets ("politics|tech"): each combination would be a class of its own."""
+    import re
+
+    for sep in ("|", ";", ","):
+        joined = [v for v in dict.fromkeys(map(str, labels)) if re.search(rf"\w\s*{re.escape(sep)}\s*\w", v)]
+        parts = {p.strip() for v in joined for p in v.split(sep)}
+        if len(joined) >= 2 and len(parts & set(map(str, labels))) >= 1:
+            import warnings
+
+            warnings.warn(
+                f"labels such as {joined[0]!r} and {joined[1]!r} look like label sets: each combination is trained "
+                f"as a class of its own. For several labels per text pass --multi-label --label-sep '{sep}' "
+                f"(Python: multi_label=True, label_sep='{sep}').",
+                stacklevel=4,
+            )
+            return

@@ -348,6 +348,8 @@ def _listed(payload: Any, plural: str, single: str, kind: type, what: str, examp
     if not isinstance(payload, dict) or (plural not in payload and single not in payload):
         raise _Reject(422, f"send a JSON object {example}.")
     items = payload.get(plural, [payload.get(single)])
+    if plural not in payload and isinstance(payload.get(single), list):
+        raise _Reject(422, f'"{single}" takes one; send a list as "{plural}": {example}.')
     if not isinstance(items, list) or not items or not all(isinstance(v, kind) for v in items):
         raise _Reject(422, f'"{plural}" must be a non-empty list of {what}.')
     if len(items) > limit:

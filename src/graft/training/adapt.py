@@ -71,6 +71,10 @@ class PairedFeatures(Dataset):
         return self.f_s[i], self.y_s[i], self.f_t[j]
 
 
+#: fewer unlabelled target examples than this are warned about
+MIN_TARGET = 10
+
+
 def _iwcv_metrics(
     ctx: FitContext, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, target_logits: torch.Tensor
 ) -> dict[str, float]:
@@ -87,6 +91,15 @@ def run_adapt(phase: AdaptPhase, ctx: FitContext) -> LoopResult:
     f_train, y_train, _ = ctx.features("train")
     f_val, y_val, _ = ctx.features("val") if ctx.val is not None else (None, None, None)
     f_target = ctx.features("target")[0]
+    if len(f_target) < MIN_TARGET:
+        import warnings
+
+        warnings.warn(
+            f"the target domain holds {len(f_target)} example(s): too few to align the domains or to measure their "
+            f"distance (A-distance needs 2, a useful alignment many more; give at least {MIN_TARGET}, ideally "
+            "hundreds, of unlabelled target examples).",
+            stacklevel=2,
+        )
     config = ctx.config(head=True, epochs=1, lr=ctx.lr())
     config.checkpoint_seconds = ADAPT_CHECKPOINT_SECONDS
     if est.epochs is not None and not phase.then_deep:
