@@ -236,6 +236,18 @@ def test_predict_ner_reads_a_conll_or_token_jsonl_file_as_its_words(
             assert r["input"][e["start"] : e["end"]] == e["text"]
 
 
+def test_data_of_the_other_text_task_is_named(
+    ner_run: tuple[Path, Path, dict[str, Any]], text_run: tuple[Path, Path, dict[str, Any]]
+) -> None:
+    _, conll, _ = ner_run
+    text_model, table, _ = text_run
+    wrong = _invoke("evaluate", text_model, conll)
+    assert wrong.exit_code == 2 and "holds CoNLL token files" in _flat(wrong.output), wrong.output
+    tagged = _invoke("train", table, "--task", "token-classification", "-o", conll.parent / "never")
+    assert tagged.exit_code == 2 and "is a table, not CoNLL" in _flat(tagged.output), tagged.output
+    assert not (conll.parent / "never").exists()
+
+
 def test_evaluate_ner(ner_run: tuple[Path, Path, dict[str, Any]]) -> None:
     run, data, _ = ner_run
     result = _invoke("evaluate", run, data, "--json")

@@ -192,7 +192,7 @@ def test_a_text_model_given_an_image_says_so(text_run: Path, helpers: Any, tmp_p
     raw.write_bytes(b"\xff\xd8\xff\xe0 binary")
     _refused(_invoke("predict", text_run, raw), "is not UTF-8 text")
     _refused(_invoke("predict", text_run, folder), "imgs' is a folder, and this model reads texts")
-    _refused(_invoke("evaluate", text_run, folder), "imgs' holds images, and text models read text tables")
+    _refused(_invoke("evaluate", text_run, folder), "imgs' holds images, and text classification reads text tables")
 
 
 def test_piped_output_is_not_wrapped(text_run: Path) -> None:

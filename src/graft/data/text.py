@@ -385,11 +385,12 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> Splits
             )
         found[split] = file
     if "train" not in found:
-        if _holds_images(root):
+        other = _other_kind(root)
+        if other is not None:
             raise DataError(
-                f"'{path}' holds images, and text models read text tables: give a CSV/TSV/JSONL/Parquet of texts and "
-                "labels (or a folder with train/dev/test files), or train an image model on it (graft train "
-                f"{path} with an image --model)."
+                f"'{path}' holds {other[0]}, and text classification reads text tables: give a CSV/TSV/JSONL/Parquet "
+                f"of texts and labels (or a folder with train/dev/test files), or train {other[1]} on it (graft "
+                f"train {path})."
             )
         listing = _quoted(seen) if seen else "no files"
         raise DataError(
@@ -402,13 +403,18 @@ def find_text_splits(path: str | os.PathLike[str], **read_kwargs: Any) -> Splits
     )
 
 
-def _holds_images(root: Path) -> bool:
-    """Whether a folder holds image files (its first few thousand entries, any depth)."""
-    from itertools import islice
+def _other_kind(root: Path) -> tuple[str, str] | None:
+    """What a folder without text-table splits holds instead, if it is images or CoNLL files: ``(what, model)``."""
+    from graft.data.detect import detect_task
 
-    from graft.data.image_folders import IMAGE_EXTENSIONS
-
-    return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in islice(root.rglob("*"), 5000))
+    try:
+        task = detect_task(root)
+    except DataError:
+        return None
+    return {
+        "image-classification": ("images", "an image model"),
+        "token-classification": ("CoNLL token files", "a token-classification (NER) model"),
+    }.get(task)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -204,6 +204,12 @@ def read_conll(
         tokens.append(toks)
         tags.append(tgs)
     if problems:
+        if Path(path).suffix.lower() in (".csv", ".parquet", ".json"):  # (a .tsv may be CoNLL with tabs)
+            raise DataError(
+                f"'{path}' is a table, not CoNLL: token classification (NER) reads one word and its tag per line, a "
+                "blank line between sentences, or JSONL with tokens and tags. For one label per text, train with "
+                "--task text-classification (or tabular-classification for a table of features)."
+            )
         raise DataError(
             f"'{path}' has {len(problems)} line{'s' if len(problems) > 1 else ''} that do not match the others:\n"
             f"{_listing(problems)}\nEvery token line needs the same columns (token ... tag), or no tags at all "
