@@ -318,3 +318,16 @@ def test_a_free_text_column_is_embedded_and_joined_to_the_other_features() -> No
     test = pd.DataFrame({"amount": [50.0, 50.0], "memo": ["wire to unknown account now", "coffee shop visit today"]})
     p = clf.predict_proba(test)[:, 1]
     assert p[0] > p[1]  # the words decide, through the sentence embeddings
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive"),
+    [(["no"] * 2 + ["yes"] * 5, "yes"), (["N"] * 2 + ["Y"] * 3, "Y"), (["False"] * 2 + ["True"] * 3, "True"),
+     (["bad"] * 2 + ["good"] * 5, "bad")],
+)  # fmt: skip
+def test_the_positive_class_of_yes_no_labels_is_yes_even_when_common(labels: list[str], positive: str) -> None:
+    from graft.tasks.decision import ClassDecision
+
+    task = ClassDecision()
+    classes = task.label_space(labels, None)
+    assert classes[task.positive_index] == positive  # else (good/bad) the rarer class

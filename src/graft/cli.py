@@ -161,6 +161,9 @@ def train(
     cost: str | None = typer.Option(
         None, help="Tables, two classes: FP,FN costs; the threshold minimises expected cost (credit: --cost 1,5)."
     ),
+    positive: str | None = typer.Option(
+        None, help="Tables, two classes: the positive class (default: 1/true/yes/y, else the rarer class)."
+    ),
     class_weight: str | None = typer.Option(
         None, help="Tables, images: 'balanced' weighs the loss by inverse class frequency."
     ),
@@ -242,6 +245,7 @@ def train(
             tabular=dict(
                 label_column=label_column,
                 cost=_pair(cost, "--cost"),
+                positive=positive,
                 class_weight=class_weight,
                 calibration=calibration,
             ),

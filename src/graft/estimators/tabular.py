@@ -93,7 +93,7 @@ class TabularClassifier(TransferEstimator):
         calibration: ``"platt"`` or ``"isotonic"`` calibration of the positive-class probability on validation.
         cost: ``(false positive, false negative)`` costs: the decision threshold minimises expected cost on
             validation; ``target_recall`` / ``target_precision`` pick it by a recall or precision instead.
-        positive: the positive class of a two-class task (default: 1/True, else the rarer class).
+        positive: the positive class of a two-class task (default: 1/True/yes/y, else the rarer class).
         text_model: the text backbone that embeds free-text columns (e.g. transaction descriptions).
         hidden: widths of the MLP's layers (``mlp``).
         epochs, lr, batch_size, weight_decay, patience, val_fraction, seed, device, output_dir, overwrite,

@@ -67,6 +67,9 @@ def binary_metrics(
     return out
 
 
+_YES_NO = ({"0", "1"}, {"false", "true"}, {"no", "yes"}, {"n", "y"})
+
+
 class ClassDecision(SingleLabel):
     """Softmax classification with an imbalance-aware loss and, for two classes, a tuned decision.
 
@@ -79,8 +82,8 @@ class ClassDecision(SingleLabel):
             validation (two classes).
         target_recall / target_precision: the threshold is the highest one reaching this recall, or the lowest
             reaching this precision, on validation (two classes).
-        positive: the positive class (default: ``1``/``True`` when the labels are 0/1 or booleans, else the rarer
-            training class).
+        positive: the positive class (default: ``1``/``True``/``yes``/``y`` when the labels are 0/1, booleans, yes/no
+            or y/n in any case, else the rarer training class).
         sampler: ``"balanced"`` draws training examples with probability inverse to their class's count (with
             replacement; each epoch sees every class about equally often).
     """
@@ -143,8 +146,8 @@ class ClassDecision(SingleLabel):
                 if label_key(self.positive) not in keys:
                     raise ConfigError(f"positive class {self.positive!r} is not a label; labels: {', '.join(keys)}.")
                 self.positive_index = keys.index(label_key(self.positive))
-            elif set(keys) in ({"0", "1"}, {"False", "True"}):
-                self.positive_index = keys.index("1" if "1" in keys else "True")
+            elif {k.lower() for k in keys} in _YES_NO:  # 0/1, False/True, no/yes, n/y: the second is positive
+                self.positive_index = next(i for i, k in enumerate(keys) if k.lower() in ("1", "true", "yes", "y"))
             else:
                 self.positive_index = int(counts.argmin())
             rate = counts[self.positive_index] / counts.sum()
