@@ -170,9 +170,7 @@ def discover_inputs(
                 text_column=getattr(model, "text_column", None),
                 text_pair_column=getattr(model, "text_pair_column", None),
             )
-            shown = (
-                list(table.texts) if table.pairs is None else [f"{t} | {q}" for t, q in zip(table.texts, table.pairs)]
-            )
+            shown = list(table.texts) if table.pairs is None else list(map(shown_pair, table.texts, table.pairs))
             groups.append((table, shown))
         elif model.task == "token-classification" and _token_file(p):
             from ..data.tokens import load_tokens
@@ -208,7 +206,12 @@ def _given_texts(texts: list[str], pairs: list[str]) -> tuple[Any, list[str]]:
         return texts, texts
     if len(pairs) != len(texts):
         raise GraftError(f"give one --text-pair per --text; got {len(texts)} --text and {len(pairs)} --text-pair.")
-    return list(zip(texts, pairs, strict=True)), [f"{t} | {p}" for t, p in zip(texts, pairs, strict=True)]
+    return list(zip(texts, pairs, strict=True)), list(map(shown_pair, texts, pairs))
+
+
+def shown_pair(text: str, pair: str) -> str:
+    """How a sentence pair is shown in results: ``"text | pair"``."""
+    return f"{text} | {pair}"
 
 
 def _token_file(path: Path) -> bool:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..bundle import _DAMAGED
 from ..errors import BundleError, GraftError
 from ._fitting import plain
 
@@ -95,7 +96,7 @@ def restore(
     if len(m["labels"]) != int(m["head"]["num_classes"]):
         raise BundleError(
             f"'{path / 'graft.json'}' lists {len(m['labels'])} labels but its head has {m['head']['num_classes']} "
-            f"outputs.{_EDITED}"
+            f"outputs.{_DAMAGED}"
         )
     model = TransferModel(backbone.module, ClassificationHead.from_config(m["head"]))
     try:
@@ -141,9 +142,6 @@ def _check_head(path: Path, cfg: dict[str, Any], tensors: dict[str, torch.Tensor
                 f"needs {name} of shape {shape}, the file holds {found or 'no such tensor'}. Restore the bundle from a "
                 "copy, or save the model again."
             )
-
-
-_EDITED = " The file is damaged or was edited: restore the bundle from a copy, or save the model again."
 
 
 def _damaged(path: Path, exc: BaseException) -> BundleError:

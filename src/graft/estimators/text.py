@@ -311,10 +311,11 @@ def _warn_label_sets(labels: Sequence[Any]) -> None:
     """Warn when single labels read like label sets ("politics|tech"): each combination would be a class of its own."""
     import re
 
+    distinct = list(dict.fromkeys(map(str, labels)))
     for sep in ("|", ";", ","):
-        joined = [v for v in dict.fromkeys(map(str, labels)) if re.search(rf"\w\s*{re.escape(sep)}\s*\w", v)]
+        joined = [v for v in distinct if re.search(rf"\w\s*{re.escape(sep)}\s*\w", v)]
         parts = {p.strip() for v in joined for p in v.split(sep)}
-        if len(joined) >= 2 and len(parts & set(map(str, labels))) >= 1:
+        if len(joined) >= 2 and parts & set(distinct):
             import warnings
 
             warnings.warn(

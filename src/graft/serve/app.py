@@ -166,7 +166,7 @@ def create_app(
     import asyncio
 
     from .. import __version__
-    from ..commands.predicting import predictions
+    from ..commands.predicting import predictions, shown_pair
     from ..estimators import load
     from .batching import MicroBatcher
 
@@ -189,7 +189,7 @@ def create_app(
     def run_batch(items: list[Any]) -> list[Any]:
         # images arrive decoded and resized (see _decoded): the model thread only crops, normalises and runs them
         shown = (
-            [f"{t[0]} | {t[1]}" if isinstance(t, tuple) else t for t in items]
+            [shown_pair(*t) if isinstance(t, tuple) else t for t in items]
             if modality == "text"
             else [f"input {i}" for i in range(len(items))]
         )
